@@ -1,0 +1,1 @@
+"""Assistant: hybrid retrieval and cited answers over the ingested index."""

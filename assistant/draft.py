@@ -1,0 +1,67 @@
+"""Formal reply drafts for municipal staff: one section per sub-question, quotes cited,
+and the points the plan does not cover listed as 要確認事項."""
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING
+
+from assistant import prompts
+from assistant.query import clean_question
+from assistant.types import Citation, Draft, DraftPoint
+
+if TYPE_CHECKING:
+    from assistant.core import Assistant
+
+# Greetings and sign-offs carry no question.
+_COURTESY = re.compile(
+    r"^(お世話になって|いつも|はじめまして|初めまして|突然|失礼|よろしく|宜しく|何卒|以上|ありがとう|"
+    r"お忙しい|恐れ入り|恐縮|[^\s]{1,12}(市|町|村)?在住の|[^\s]{1,10}と申します)"
+)
+_ASKS = re.compile(r"[？?]|教えて|知りたい|伺いたい|お尋ね|ください|下さい|でしょうか|ますか|ですか|のか")
+_ENUM = re.compile(r"^\s*(?:[0-9０-９]+[.．、)）]|[（(][0-9０-９]+[)）]|[①-⑳]|・)\s*")
+
+
+def split_inquiry(inquiry: str) -> list[str]:
+    """The sub-questions of an inquiry: sentences or list items that ask something."""
+    pieces: list[str] = []
+    for line in inquiry.splitlines():
+        line = _ENUM.sub("", line).strip()
+        pieces.extend(s.strip() for s in re.findall(r"[^。？?！!]+[。？?！!]*", line) if s.strip())
+    questions = [p for p in pieces if _ASKS.search(p) and not _COURTESY.search(p)]
+    return questions or ([inquiry.strip()] if inquiry.strip() else [])
+
+
+class DraftWriter:
+    def __init__(self, assistant: "Assistant") -> None:
+        self.assistant = assistant
+
+    def write(self, inquiry: str) -> Draft:
+        t0 = time.perf_counter()
+        inquiry = clean_question(inquiry, self.assistant.cfg.max_inquiry_chars)
+        points: list[DraftPoint] = []
+        citations: list[Citation] = []
+        by_chunk: dict[str, int] = {}
+        sections = [prompts.render("draft", "opening")]
+        uncovered: list[str] = []
+        for i, question in enumerate(split_inquiry(inquiry), start=1):
+            answer = self.assistant.ask(question[: self.assistant.cfg.max_question_chars])
+            points.append(DraftPoint(question, answer))
+            numbered = []
+            for c in answer.citations:  # one number per passage across the whole draft
+                if c.chunk_id not in by_chunk:
+                    by_chunk[c.chunk_id] = len(citations) + 1
+                    citations.append(Citation(by_chunk[c.chunk_id], c.chunk_id, c.source, c.title, c.section,
+                                              c.quote, c.page))
+                numbered.append(citations[by_chunk[c.chunk_id] - 1])
+            if answer.abstained:
+                uncovered.append(question)
+            sections.append(prompts.render("draft", "point", number=i, question=question,
+                                           covered=not answer.abstained, citations=numbered))
+        sections.append(prompts.render("draft", "closing"))
+        if uncovered:
+            sections.append(prompts.render("draft", "uncovered_heading") + "\n"
+                            + "\n".join(f"・{q}（要確認）" for q in uncovered))
+        sections.append(prompts.render("extractive", "attribution"))
+        return Draft(inquiry, "\n\n".join(sections), points, uncovered, citations, "extractive",
+                     {"total": (time.perf_counter() - t0) * 1000.0})

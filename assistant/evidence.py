@@ -1,0 +1,142 @@
+"""Deciding whether the retrieved passages answer the question.
+
+A raw similarity threshold does not work here: unanswerable questions get top cosine
+0.83–0.86, the same as answerable ones. So the decision rests on evidence: are the
+question's content terms found in the top passages (literally, or as a near-synonym by
+term embedding), and does it ask for a kind of fact (a budget, a population, a place)
+that the passages do not contain?
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.query import Term, TermExtractor
+from assistant.types import Hit
+from ingest.normalize import normalize_for_index
+from ingest.tokenize import is_kanji
+
+# Questions for facts of these kinds need that fact in the passages, not just the topic.
+DATA_TERMS = frozenset("""
+予算 費用 金額 円 額 人口 人数 何人 税 税率 時刻 時刻表 日程 スケジュール 日時 担当 窓口 電話 住所 営業 料金
+補助金 交付金 給付 件数 割合 統計 ランキング 市長 町長 知事 議員 選挙 開催 締め切り 締切 申請 応募
+budget cost costs price population tax schedule timetable phone address mayor governor statistics
+amount fee fees funding subsidy
+""".split())
+_INJECTION = re.compile(
+    r"(指示|命令|ルール|設定).{0,6}(無視|忘れ)|システム\s*プロンプト|プロンプト.{0,6}(表示|教え|出力|見せ)|"
+    r"ignore\s+(all\s+|any\s+|your\s+|the\s+|previous\s+|prior\s+|above\s+)*(instructions|rules|prompts?)|"
+    r"system\s+prompt|developer\s+mode|jailbreak|you\s+are\s+now\b|disregard\s+(all|your|previous)",
+    re.I,
+)
+
+
+_QUANTITY = re.compile(r"何人|何円|何件|何名|何割|何パーセント|何%|いくら|どのくらいの(?:人|金|予算|費用)|"
+                       r"how many|how much", re.I)
+_HAS_AMOUNT = re.compile(r"[0-9０-９]+\s*(?:人|名|円|件|%|％|割|世帯|ha|ヘクタール|トン|t\b)")
+
+
+def strip_injection(question: str) -> tuple[str, bool]:
+    """Drop the sentences of a question that try to steer the assistant.
+
+    Returns what is left and whether anything was dropped.
+    """
+    parts = [p for p in re.split(r"(?<=[。！？!?\n])|(?<=\.\s)", question) if p.strip()]
+    kept = [p for p in parts if not _INJECTION.search(p)]
+    return "".join(kept).strip(), len(kept) != len(parts)
+
+
+@dataclass
+class Verdict:
+    answerable: bool
+    covered: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+class EvidenceJudge:
+    """Checks term coverage of the top passages.
+
+    ``term_sim`` is the cosine above which a question term and a passage term count as
+    the same concept (e5-small: 病院/医療 0.94, 再エネ/再生可能エネルギー 0.91, while
+    unrelated pairs stay under 0.89).
+    """
+
+    def __init__(self, extractor: TermExtractor, embeddings, top_n: int = 5, term_sim: float = 0.9,
+                 min_coverage: float = 0.5) -> None:
+        self.extractor = extractor
+        self.embeddings = embeddings
+        self.top_n = top_n
+        self.term_sim = term_sim
+        self.min_coverage = min_coverage
+        self._term_vectors: dict[str, np.ndarray] = {}
+        self._chunk_terms: dict[str, list[str]] = {}
+        self._chunk_tokens: dict[str, set[str]] = {}
+
+    def _vec(self, term: str) -> np.ndarray:
+        v = self._term_vectors.get(term)
+        if v is None:
+            v = np.asarray(self.embeddings.embed_query(term), dtype=np.float32)
+            self._term_vectors[term] = v
+        return v
+
+    def _terms_of(self, hit: Hit) -> list[str]:
+        terms = self._chunk_terms.get(hit.chunk.id)
+        if terms is None:
+            terms = [t.text for t in self.extractor.terms(hit.chunk.text)]
+            self._chunk_terms[hit.chunk.id] = terms
+        return terms
+
+    def _tokens_of(self, hit: Hit) -> set[str]:
+        tokens = self._chunk_tokens.get(hit.chunk.id)
+        if tokens is None:
+            tokens = set(self.extractor.tokenizer.tokens(hit.chunk.text))
+            self._chunk_tokens[hit.chunk.id] = tokens
+        return tokens
+
+    def term_score(self, term: Term, hits: list[Hit]) -> float:
+        """1 when the term (or a near-synonym) is in the passages; 0.5 when only one of
+        its kanji is (鹿肉 against 蝦夷鹿, Sudachi's normal form of エゾシカ); else 0."""
+        if self.term_in(term, hits):
+            return 1.0
+        kanji = [ch for ch in term.text if is_kanji(ch)]
+        if len(kanji) >= 2 and any(ch in self._tokens_of(h) for h in hits for ch in kanji):
+            return 0.5
+        return 0.0
+
+    def term_in(self, term: Term, hits: list[Hit]) -> bool:
+        needle = normalize_for_index(term.text)
+        if any(needle in normalize_for_index(h.chunk.embed_text()) for h in hits):
+            return True
+        passage_terms = list(dict.fromkeys(t for h in hits for t in self._terms_of(h)))
+        if not passage_terms:
+            return False
+        q = self._vec(term.text)
+        sims = np.stack([self._vec(t) for t in passage_terms]) @ q
+        return float(sims.max()) >= self.term_sim
+
+    def judge(self, query: str, hits: list[Hit]) -> Verdict:
+        if not hits:
+            return Verdict(False, reason="no passages")
+        terms = self.extractor.terms(query)
+        top = hits[: self.top_n]
+        if _QUANTITY.search(query) and not any(_HAS_AMOUNT.search(h.chunk.text) for h in top):
+            return Verdict(False, reason="asks for an amount and no passage states one")
+        if not terms:
+            return Verdict(True, reason="no content terms; answered from the top passages")
+        covered, missing, score = [], [], 0.0
+        for t in terms:
+            s = self.term_score(t, top)
+            score += s
+            (covered if s == 1.0 else missing).append(t)
+        names = [t.text for t in missing]
+        if any(t.proper for t in missing):
+            return Verdict(False, [t.text for t in covered], names, "a named place or body is not in the passages")
+        if any(t.text in DATA_TERMS for t in missing):
+            return Verdict(False, [t.text for t in covered], names, "asks for a fact the passages do not hold")
+        coverage = score / len(terms)
+        if coverage < self.min_coverage:
+            return Verdict(False, [t.text for t in covered], names, f"term coverage {coverage:.2f}")
+        return Verdict(True, [t.text for t in covered], names, f"term coverage {coverage:.2f}")

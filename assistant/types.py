@@ -1,0 +1,97 @@
+"""Plain dataclasses that the assistant stages exchange and return."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+from ingest.types import Chunk
+
+
+class Message(TypedDict):
+    role: str  # "user" | "assistant"
+    content: str
+
+
+class InputError(ValueError):
+    """A question or inquiry that cannot be answered as given (empty, too long)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    retriever: str  # bm25 | dense | hybrid | rerank | structure
+    ranks: dict[str, int] = field(default_factory=dict)  # rank in each retriever, 1-based
+    scores: dict[str, float] = field(default_factory=dict)  # raw score in each retriever
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    chunk_id: str
+    source: str
+    title: str
+    section: tuple[str, ...]
+    quote: str  # verbatim from the chunk text (the source's characters)
+    page: int | None = None
+
+    @property
+    def section_label(self) -> str:
+        return " › ".join(self.section)
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "chunk_id": self.chunk_id, "source": self.source, "title": self.title,
+                "section": self.section_label, "quote": self.quote, "page": self.page}
+
+
+@dataclass
+class Answer:
+    question: str
+    rewritten_query: str
+    text: str
+    citations: list[Citation]
+    abstained: bool
+    mode: str  # extractive | llm | extractive-fallback | structure | refused
+    language: str = "ja"
+    retrieved: list[Hit] = field(default_factory=list)
+    suggestions: list[str] = field(default_factory=list)  # nearest sections when abstaining
+    notes: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)  # sentences the fidelity guard flagged
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question, "rewritten_query": self.rewritten_query, "answer": self.text,
+            "abstained": self.abstained, "mode": self.mode, "language": self.language,
+            "citations": [c.to_dict() for c in self.citations],
+            "retrieved": [{"chunk_id": h.chunk.id, "text": h.chunk.text, "section": h.chunk.section_label,
+                           "score": round(h.score, 6), "retriever": h.retriever} for h in self.retrieved],
+            "suggestions": self.suggestions, "notes": self.notes, "unsupported": self.unsupported,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+@dataclass
+class DraftPoint:
+    question: str
+    answer: Answer
+
+
+@dataclass
+class Draft:
+    inquiry: str
+    text: str  # the whole reply draft, 敬語
+    points: list[DraftPoint]
+    uncovered: list[str]  # 要確認事項: sub-questions the plan does not answer
+    citations: list[Citation]
+    mode: str = "extractive"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "inquiry": self.inquiry, "draft": self.text, "mode": self.mode,
+            "points": [{"question": p.question, "abstained": p.answer.abstained,
+                        "citations": [c.n for c in p.answer.citations]} for p in self.points],
+            "uncovered": self.uncovered, "citations": [c.to_dict() for c in self.citations],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }

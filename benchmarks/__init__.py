@@ -1,0 +1,1 @@
+"""Benchmarks: ingest and query cost as the corpus grows."""

@@ -1,0 +1,1 @@
+"""The bundled corpus: the vision text and its manifest (sources.toml)."""

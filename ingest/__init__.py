@@ -1,0 +1,1 @@
+"""Ingest: load files, repair Japanese text, chunk by structure, index into Chroma + BM25."""

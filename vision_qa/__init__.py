@@ -1,0 +1,1 @@
+"""vision-qa: the command line and settings (the entry points)."""

