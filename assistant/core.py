@@ -123,7 +123,7 @@ class Assistant:
         t2 = time.perf_counter()
         answer = self._structured(question, query, hits, language)
         if answer is None:
-            verdict = self.judge.judge(query, hits)
+            verdict = self.judge.judge(query, hits, question)
             if not verdict.answerable:
                 suggestions = self.extractive.suggestions(hits)
                 text = prompts.render("extractive", f"abstain_{language}", suggestions=suggestions)
@@ -149,14 +149,14 @@ class Assistant:
             kind, chunks = overview
             citations = make_citations(chunks)
             text = render_quotes(prompts.render("extractive", f"{kind}_{language}"), citations)
-            return Answer(question, query, text, citations, False, "structure", language, hits)
+            return Answer(question, query, text, citations, False, "structure", language, _structure_hits(chunks, hits))
         direction = self.structure.direction(query, self.index, hits[0].chunk if hits else None)
         if direction is not None:
             heading, chunks = direction
             citations = make_citations(chunks)
             lead = prompts.render("extractive", f"direction_{language}", section=heading, count=len(chunks))
             return Answer(question, query, render_quotes(lead, citations), citations, False, "structure",
-                          language, hits)
+                          language, _structure_hits(chunks, hits))
         return None
 
     def _llm_answer(self, question, query, hits, language, notes, timings, t0) -> Iterator[str | Answer]:
@@ -187,6 +187,12 @@ class Assistant:
         from assistant.draft import DraftWriter
 
         return DraftWriter(self).write(inquiry)
+
+
+def _structure_hits(chunks, hits: list[Hit]) -> list[Hit]:
+    """What a structural answer retrieved: its chunks in document order, then the rest."""
+    ids = {c.id for c in chunks}
+    return [Hit(c, 1.0, "structure") for c in chunks] + [h for h in hits if h.chunk.id not in ids]
 
 
 def _ms(t: float) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.query import Term, TermExtractor
+from assistant.query import Term, TermExtractor, detect_language
 from assistant.types import Hit
 from ingest.normalize import normalize_for_index
 from ingest.tokenize import is_kanji
@@ -28,13 +28,16 @@ amount fee fees funding subsidy
 _INJECTION = re.compile(
     r"(指示|命令|ルール|設定).{0,6}(無視|忘れ)|システム\s*プロンプト|プロンプト.{0,6}(表示|教え|出力|見せ)|"
     r"ignore\s+(all\s+|any\s+|your\s+|the\s+|previous\s+|prior\s+|above\s+)*(instructions|rules|prompts?)|"
-    r"system\s+prompt|developer\s+mode|jailbreak|you\s+are\s+now\b|disregard\s+(all|your|previous)",
+    r"出典.{0,4}(付けず|つけず|なし|不要|省略)|管理者.{0,4}(指示|命令|モード)|指示に従|"
+    r"system\s+prompt|hidden\s+prompt|developer\s+mode|jailbreak|you\s+are\s+now\b|disregard\s+(all|your|previous)|"
+    r"ignore\s+(all\s+|any\s+)?(prior|previous|above)\s+\w+|"
+    r"api\s*keys?|APIキー|パスワード|password|環境変数|environment variables|your (?:configuration|settings|model name)",
     re.I,
 )
 
 
-_QUANTITY = re.compile(r"何人|何円|何件|何名|何割|何パーセント|何%|いくら|どのくらいの(?:人|金|予算|費用)|"
-                       r"how many|how much", re.I)
+_QUANTITY = re.compile(r"何[万千百億]*(?:人|円|件|名|割|パーセント|%|世帯|社|校|台)|いくら|"
+                       r"どのくらいの(?:人|金|予算|費用)|how many|how much", re.I)
 _HAS_AMOUNT = re.compile(r"[0-9０-９]+\s*(?:人|名|円|件|%|％|割|世帯|ha|ヘクタール|トン|t\b)")
 
 
@@ -64,7 +67,7 @@ class EvidenceJudge:
     unrelated pairs stay under 0.89).
     """
 
-    def __init__(self, extractor: TermExtractor, embeddings, top_n: int = 5, term_sim: float = 0.9,
+    def __init__(self, extractor: TermExtractor, embeddings, top_n: int = 5, term_sim: float = 0.905,
                  min_coverage: float = 0.5) -> None:
         self.extractor = extractor
         self.embeddings = embeddings
@@ -117,13 +120,19 @@ class EvidenceJudge:
         sims = np.stack([self._vec(t) for t in passage_terms]) @ q
         return float(sims.max()) >= self.term_sim
 
-    def judge(self, query: str, hits: list[Hit]) -> Verdict:
+    def literal_in(self, term: Term, hits: list[Hit]) -> bool:
+        needle = normalize_for_index(term.text)
+        return any(needle in normalize_for_index(h.chunk.embed_text()) for h in hits)
+
+    def judge(self, query: str, hits: list[Hit], question: str = "") -> Verdict:
+        """``question`` is the user's own wording when ``query`` is a rewrite of it."""
         if not hits:
             return Verdict(False, reason="no passages")
         terms = self.extractor.terms(query)
         top = hits[: self.top_n]
-        if _QUANTITY.search(query) and not any(_HAS_AMOUNT.search(h.chunk.text) for h in top):
+        if _QUANTITY.search(f"{question} {query}") and not any(_HAS_AMOUNT.search(h.chunk.text) for h in top):
             return Verdict(False, reason="asks for an amount and no passage states one")
+        english = detect_language(query) == "en"
         if not terms:
             return Verdict(True, reason="no content terms; answered from the top passages")
         covered, missing, score = [], [], 0.0
@@ -131,7 +140,16 @@ class EvidenceJudge:
             s = self.term_score(t, top)
             score += s
             (covered if s == 1.0 else missing).append(t)
+        # Names and facts must be there literally: 知事 is close to 知床 as a vector.
+        strict = [t for t in terms if (t.proper or t.text in DATA_TERMS) and not self.literal_in(t, top)]
+        missing = list(dict.fromkeys(missing + strict))
         names = [t.text for t in missing]
+        if english:
+            # Term embeddings do not bridge English and Japanese reliably (deer/エゾシカ
+            # 0.83), so English questions abstain only on facts the plan cannot hold.
+            if any(t.text in DATA_TERMS for t in missing):
+                return Verdict(False, [t.text for t in covered], names, "asks for a fact the passages do not hold")
+            return Verdict(True, [t.text for t in covered], names, "english: no fact-type gap")
         if any(t.proper for t in missing):
             return Verdict(False, [t.text for t in covered], names, "a named place or body is not in the passages")
         if any(t.text in DATA_TERMS for t in missing):

@@ -15,7 +15,7 @@ GENERIC_TERMS = frozenset("""
 教える 知る 思う 言う 書く 記載 全部 全て 総て すべて 概要 方向 方針 推進 関係 場合 どう どんな 具体 具体的
 ため 為 よう 様 所 ところ 件 方 点 上 中 際 くれる 下さる ください 頂く いただく お願い 願う 問い合わせ 問合せ
 付く つく 聞く 伺う 尋ねる 質問 回答 について 関する 対する 今後 予定 現在 北海道 連携 振興 促進 取る 出来る できる
-れる られる せる 見る 行く 来る 呉れる 貰う 欲しい ほしい 良い いい 特に 主 主な 教え 詳しい 詳細 もっと 他 ほか
+話 出る 載る 触れる 言及 結局 ぶっちゃけ 実際 ちなみに れる られる せる 見る 行く 来る 呉れる 貰う 欲しい ほしい 良い いい 特に 主 主な 教え 詳しい 詳細 もっと 他 ほか
 """.split())
 
 _EN_STOP = frozenset("""
@@ -79,7 +79,9 @@ class TermExtractor:
                 continue
             if len(t.norm) == 1 and not _is_kanji(t.norm):
                 continue
-            out.append(Term(t.norm, proper=t.pos2 == "固有名詞"))
+            # A country (ロシア) is context in a regional plan; another city or a person is
+            # a different subject.
+            out.append(Term(t.norm, proper=t.pos2 == "固有名詞" and t.pos3 != "国"))
         return list(dict.fromkeys(out))
 
 

@@ -21,6 +21,7 @@ class Token:
     norm: str  # Sudachi normalized form of the index-normalized text
     pos: str  # top-level part of speech
     pos2: str
+    pos3: str = ""
 
 
 class JapaneseTokenizer:
@@ -56,7 +57,7 @@ class JapaneseTokenizer:
         for i in range(0, len(norm), 4000):
             for m in self._tokenizer.tokenize(norm[i:i + 4000]):
                 pos = m.part_of_speech()
-                out.append(Token(m.surface(), m.normalized_form().lower(), pos[0], pos[1]))
+                out.append(Token(m.surface(), m.normalized_form().lower(), pos[0], pos[1], pos[3]))
         return out
 
     def tokens(self, text: str) -> list[str]:

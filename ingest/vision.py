@@ -46,9 +46,13 @@ def parse_vision(doc: LoadedDoc) -> list[Unit]:
         text, s0, s1 = joined(slogan_lines)
         units.append(Unit(text, s0, s1, (), "slogan"))
 
-    target = (joined(paras[i_target][:1])[0],)
+    target_text, g0, g1 = joined(paras[i_target][:1])
+    target = (target_text,)
+    units.append(Unit(target_text, g0, g1, (), "section"))
     dir_root_line = paras[i_dirs][0]
     dir_root = (_DIRECTIONS_HEAD.match(dir_root_line.text).group(1).strip(),)
+    root_start = dir_root_line.start + dir_root_line.text.index(dir_root[0])
+    units.append(Unit(dir_root[0], root_start, root_start + len(dir_root[0]), (), "section"))
 
     # Heading paragraphs follow the ■ line (it may share a paragraph with heading １).
     head_paras = [paras[i_dirs][1:]] + paras[i_dirs + 1:i_note]
