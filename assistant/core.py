@@ -178,9 +178,19 @@ class Assistant:
             return
         result = self.llm.guard.check(raw, passages)
         citations = [c for c in make_citations(passages) if c.n in result.cited]
-        abstained = not citations and "記載がありません" in result.text or "does not cover" in result.text
+        refused = "記載がありません" in result.text or "does not cover" in result.text
+        if result.invalid_citations:
+            notes = notes + [f"citations to passages that do not exist: {result.invalid_citations}"]
+        if not citations and not refused:
+            # Nothing the model said could be tied to a passage: show quotes instead.
+            text, citations = self.extractive.answer(self.extractor.terms(query), hits, language)
+            timings.update(answer=_ms(t2), total=_ms(t0))
+            yield Answer(question, query, text, citations, False, "extractive-fallback", language, hits,
+                         notes=notes + ["the LLM answer had no supported citation; extractive answer instead"],
+                         unsupported=result.unsupported, timings_ms=timings)
+            return
         timings.update(answer=_ms(t2), total=_ms(t0))
-        yield Answer(question, query, result.text, citations, abstained, "llm", language, hits,
+        yield Answer(question, query, result.text, citations, refused and not citations, "llm", language, hits,
                      notes=notes, unsupported=result.unsupported, timings_ms=timings)
 
     def draft(self, inquiry: str) -> Draft:

@@ -63,5 +63,30 @@ class DraftWriter:
             sections.append(prompts.render("draft", "uncovered_heading") + "\n"
                             + "\n".join(f"・{q}（要確認）" for q in uncovered))
         sections.append(prompts.render("extractive", "attribution"))
-        return Draft(inquiry, "\n\n".join(sections), points, uncovered, citations, "extractive",
+        draft = Draft(inquiry, "\n\n".join(sections), points, uncovered, citations, "extractive",
+                      {"total": (time.perf_counter() - t0) * 1000.0})
+        if self.assistant.llm is not None and citations:
+            draft = self._llm_draft(draft, t0)
+        return draft
+
+    def _llm_draft(self, extractive: Draft, t0: float) -> Draft:
+        """The LLM writes the prose from the same passages; the guard checks it. On any
+        failure the extractive draft stands, with a note in its mode."""
+        from assistant.llm import LlmUnavailable
+
+        chunks = [self.assistant.index.by_id[c.chunk_id] for c in extractive.citations]
+        try:
+            result = self.assistant.llm.draft(extractive.inquiry, chunks)
+        except LlmUnavailable:
+            extractive.mode = "extractive-fallback"
+            return extractive
+        if not result.cited:
+            extractive.mode = "extractive-fallback"
+            return extractive
+        cited = [c for c in extractive.citations if c.n in result.cited]
+        text = result.text
+        if extractive.uncovered and "要確認事項" not in text:
+            text += "\n\n" + prompts.render("draft", "uncovered_heading") + "\n" + "\n".join(
+                f"・{q}（要確認）" for q in extractive.uncovered)
+        return Draft(extractive.inquiry, text, extractive.points, extractive.uncovered, cited, "llm",
                      {"total": (time.perf_counter() - t0) * 1000.0})

@@ -43,11 +43,17 @@ class ExtractiveAnswerer:
     def select(self, terms: list[Term], hits: list[Hit]) -> list[Hit]:
         if not hits:
             return []
-        scored = [(sum(1 for t in terms if self.judge.term_in(t, [h])), h) for h in hits]
-        best = max(s for s, _ in scored)
+        matched = [{t for t in terms if self.judge.term_in(t, [h])} for h in hits]
+        best = max(len(m) for m in matched)
         chosen = [hits[0]]
-        for s, h in scored[1:]:
-            if best > 0 and s >= max(1, best / 2) or best == 0 and h.ranks.get("dense", 99) <= 2 and h.ranks.get("bm25", 99) <= 2:
+        seen = set(matched[0])
+        for m, h in zip(matched[1:], hits[1:]):
+            # Keep a passage that matches as much as the best one, or that brings a term no
+            # chosen passage has (the second part of 「観光と移住」).
+            if best > 0 and (len(m) == best or (m - seen and len(m) >= max(1, best / 2))):
+                chosen.append(h)
+                seen |= m
+            elif best == 0 and h.ranks.get("dense", 99) <= 2 and h.ranks.get("bm25", 99) <= 2:
                 chosen.append(h)
         out: list[Hit] = []
         for h in chosen:
