@@ -141,9 +141,31 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(7860))
     report = run_ingest(settings)
     if not report.noop:
         typer.echo(f"indexed {report.chunks} chunks ({report.embeddings_computed} embedded) in {report.seconds:.1f}s")
-    from ui.launch import serve_app
+    from ui.app import create_app
+    from ui.feedback import FeedbackStore
+    from ui.launch import launch
 
-    serve_app(_assistant(settings), settings, host=host, port=port)
+    assistant = _assistant(settings)
+    assistant.warm_up()
+    demo = create_app(assistant, feedback=FeedbackStore(settings.feedback_db),
+                      staff_password=settings.staff_password, max_question_chars=settings.max_question_chars,
+                      max_inquiry_chars=settings.max_inquiry_chars, rate_limit_per_min=settings.rate_limit_per_min)
+    typer.echo(f"serving on http://{host}:{port}  (Ctrl+C to stop)")
+    launch(demo, host=host, port=port)
+
+
+feedback_app = typer.Typer(help="Residents' 👍/👎 feedback stored by the chat.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(out: Path = typer.Argument(Path("feedback.jsonl"), help="JSONL file to write")):
+    """Write all stored feedback as JSONL (no IP addresses are ever stored)."""
+    from ui.feedback import FeedbackStore
+
+    settings = _settings()
+    n = FeedbackStore(settings.feedback_db).export(out)
+    typer.echo(f"wrote {n} feedback rows to {out}")
 
 
 if __name__ == "__main__":
