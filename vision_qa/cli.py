@@ -141,15 +141,12 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(7860))
     report = run_ingest(settings)
     if not report.noop:
         typer.echo(f"indexed {report.chunks} chunks ({report.embeddings_computed} embedded) in {report.seconds:.1f}s")
-    from ui.app import create_app
-    from ui.feedback import FeedbackStore
+    from ui.app import create_app_from_settings
     from ui.launch import launch
 
     assistant = _assistant(settings)
     assistant.warm_up()
-    demo = create_app(assistant, feedback=FeedbackStore(settings.feedback_db),
-                      staff_password=settings.staff_password, max_question_chars=settings.max_question_chars,
-                      max_inquiry_chars=settings.max_inquiry_chars, rate_limit_per_min=settings.rate_limit_per_min)
+    demo = create_app_from_settings(assistant, settings)
     typer.echo(f"serving on http://{host}:{port}  (Ctrl+C to stop)")
     launch(demo, host=host, port=port)
 

@@ -1,0 +1,138 @@
+"""The Gradio app: a thin shell over the assistant. ``create_app`` builds, ``launch`` serves."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from . import render
+from .feedback import MAX_COMMENT_CHARS, FeedbackStore
+from .handlers import N_SUGGESTIONS, STAFF_DISABLED, Handlers, empty_state
+
+TITLE = "釧路・根室連携地域「地域づくり推進ビジョン」Q&A"
+DEFAULT_EXAMPLES = ["鹿肉って何か取り組みあるの？", "ゼロカーボンに関する施策を全部教えて", "このビジョンの概要は？"]
+INTRO = ("北海道の「釧路・根室連携地域 地域づくり推進ビジョン」に書かれていることを、ふだんの言葉で質問できます。"
+         "回答の [1] などの番号は、右の「出典」に示すビジョンの原文を指しています。")
+# Every event that calls the assistant shares one concurrency group, so the queue's
+# default_concurrency_limit bounds the assistant's total load, not each event's.
+ASSISTANT = "assistant"
+
+
+def create_app(assistant: Any, *, feedback: FeedbackStore, staff_password: str = "",
+               max_question_chars: int = 2000, max_inquiry_chars: int = 10000,
+               rate_limit_per_min: int = 20, examples: list[str] | None = None) -> gr.Blocks:
+    """Build the residents' and staff tabs and the ``ask``/``draft`` API endpoints."""
+    h = Handlers(assistant, feedback=feedback, staff_password=staff_password,
+                 max_question_chars=max_question_chars, max_inquiry_chars=max_inquiry_chars,
+                 rate_limit_per_min=rate_limit_per_min)
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        gr.Markdown(f"# {TITLE}")
+        with gr.Tabs():
+            with gr.Tab("住民向け", id="residents"):
+                _residents_tab(h, DEFAULT_EXAMPLES if examples is None else examples, max_question_chars)
+            with gr.Tab("職員向け", id="staff"):
+                _staff_tab(h, max_inquiry_chars)
+        gr.api(h.api_ask, api_name="ask", concurrency_id=ASSISTANT)
+        gr.api(h.api_draft, api_name="draft", concurrency_id=ASSISTANT)
+    demo.queue(max_size=64, default_concurrency_limit=4)
+    return demo
+
+
+def create_app_from_settings(assistant: Any, settings: Any) -> gr.Blocks:
+    """``create_app`` with the values of a ``vision_qa.settings.Settings`` (read by the caller)."""
+    return create_app(assistant, feedback=FeedbackStore(settings.feedback_db),
+                      staff_password=settings.staff_password,
+                      max_question_chars=settings.max_question_chars,
+                      max_inquiry_chars=settings.max_inquiry_chars,
+                      rate_limit_per_min=settings.rate_limit_per_min)
+
+
+def _residents_tab(h: Handlers, examples: list[str], max_chars: int) -> None:
+    gr.Markdown(INTRO)
+    state = gr.State(empty_state())
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(label="会話", height=440, buttons=["copy"], elem_id="vqa-chat",
+                                 feedback_options=("Like", "Dislike"),
+                                 placeholder="下の欄に質問を入力するか、質問の例を選んでください。")
+            with gr.Row():
+                question = gr.Textbox(label="質問", placeholder="例：鹿肉って何か取り組みあるの？",
+                                      max_length=max_chars, scale=5, elem_id="vqa-question")
+                send = gr.Button("送信", variant="primary", scale=1, elem_id="vqa-send")
+            with gr.Column(visible=False, elem_id="vqa-suggestions") as suggest_row:
+                gr.Markdown("**近い項目**（押すと、その項目について質問します）")
+                with gr.Row():
+                    suggest_buttons = [gr.Button("", size="sm", visible=False) for _ in range(N_SUGGESTIONS)]
+            if examples:
+                gr.Markdown("**質問の例**（押すとすぐに質問します）")
+                with gr.Row():
+                    example_buttons = [gr.Button(q, size="sm") for q in examples]
+            else:
+                example_buttons = []
+            new_chat = gr.Button("新しい会話", size="sm", elem_id="vqa-new")
+            with gr.Accordion("この回答は役に立ちましたか？", open=True):
+                comment = gr.Textbox(label="コメント（任意）", max_length=MAX_COMMENT_CHARS, lines=2,
+                                     placeholder="わかりにくかった点などがあればお書きください。")
+                with gr.Row():
+                    up = gr.Button("👍 役に立った", size="sm", elem_id="vqa-up")
+                    down = gr.Button("👎 役に立たなかった", size="sm", elem_id="vqa-down")
+                status = gr.Markdown(elem_id="vqa-feedback-status")
+        with gr.Column(scale=2):
+            gr.Markdown("### 出典")
+            sources = gr.HTML(render.SOURCES_PLACEHOLDER, css_template=render.SOURCES_CSS, elem_id="vqa-sources")
+            gr.Markdown(render.ATTRIBUTION, elem_id="vqa-attribution")
+
+    outputs = [chatbot, sources, question, state, status, suggest_row, *suggest_buttons]
+    chat = {"outputs": outputs, "api_visibility": "private", "concurrency_id": ASSISTANT}
+    question.submit(h.chat, [question, state], api_name="chat_submit", **chat)
+    send.click(h.chat, [question, state], api_name="chat_send", **chat)
+    for i, b in enumerate(suggest_buttons):
+        b.click(h.ask_suggestion, [b, state], api_name=f"suggestion_{i}", **chat)
+    for i, b in enumerate(example_buttons):
+        b.click(h.chat, [b, state], api_name=f"example_{i}", **chat)
+    new_chat.click(h.new_conversation, None, outputs, api_name="new_conversation", api_visibility="private")
+    # The Chatbot's own 会話をクリア icon must reset the session's history too.
+    chatbot.clear(h.new_conversation, None, outputs, api_name="clear_conversation", api_visibility="private")
+
+    def rate_up(comment: str, state: dict, request: gr.Request) -> tuple[str, str]:
+        return h.rate_latest(1, comment, state, request)
+
+    def rate_down(comment: str, state: dict, request: gr.Request) -> tuple[str, str]:
+        return h.rate_latest(-1, comment, state, request)
+
+    fb = {"inputs": [comment, state], "outputs": [status, comment], "api_visibility": "private"}
+    up.click(rate_up, api_name="feedback_up", **fb)
+    down.click(rate_down, api_name="feedback_down", **fb)
+    chatbot.like(h.on_like, api_name="feedback_like", **fb)
+
+
+def _staff_tab(h: Handlers, max_chars: int) -> None:
+    if not h.staff_password:
+        gr.Markdown(STAFF_DISABLED, elem_id="vqa-staff-disabled")
+        return
+    gr.Markdown("住民からの問い合わせに対する回答案を、ビジョンの記述を引用して作成します。内容は必ず確認してから使ってください。")
+    authed = gr.State(False)
+    with gr.Row():
+        password = gr.Textbox(label="職員用パスワード", type="password", scale=3, elem_id="vqa-staff-password")
+        login = gr.Button("ログイン", scale=1)
+    login_status = gr.Markdown()
+    with gr.Column(visible=False) as panel:
+        inquiry = gr.Textbox(label="住民からの問い合わせ", lines=8, max_length=max_chars, elem_id="vqa-inquiry")
+        make = gr.Button("回答案を作成", variant="primary")
+        draft_text = gr.Textbox(label="回答案（編集・コピーできます）", lines=12, buttons=["copy"], interactive=True,
+                                elem_id="vqa-draft")
+        gr.Markdown("### 要確認事項（ビジョンからは答えられない点）")
+        uncovered = gr.HTML(css_template=render.SOURCES_CSS)
+        gr.Markdown("### 出典")
+        cites = gr.HTML(css_template=render.SOURCES_CSS)
+        gr.Markdown(render.ATTRIBUTION)
+        with gr.Row():
+            txt = gr.DownloadButton("テキスト（.txt）をダウンロード", visible=False)
+            docx = gr.DownloadButton("Word（.docx）をダウンロード", visible=False)
+
+    login_io = {"fn": h.staff_login, "inputs": [password], "outputs": [panel, authed, login_status, password],
+                "api_visibility": "private"}
+    login.click(api_name="staff_login", **login_io)
+    password.submit(api_name="staff_login_submit", **login_io)
+    make.click(h.staff_draft, [inquiry, authed], [draft_text, uncovered, cites, txt, docx],
+               api_name="staff_draft", api_visibility="private", concurrency_id=ASSISTANT)

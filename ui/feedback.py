@@ -1,0 +1,94 @@
+"""Residents' 👍/👎 feedback, kept in SQLite. No IP address or user agent is stored."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    rating INTEGER NOT NULL CHECK (rating IN (-1, 1)),
+    comment TEXT NOT NULL DEFAULT '',
+    question TEXT NOT NULL,
+    rewritten_query TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    citations TEXT NOT NULL,
+    config TEXT NOT NULL
+)
+"""
+_COLUMNS = ("id", "time", "rating", "comment", "question", "rewritten_query", "answer", "citations", "config")
+MAX_COMMENT_CHARS = 2000
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class FeedbackStore:
+    """One SQLite file; safe to share between the server's worker threads.
+
+    The table is created on first use, not in ``__init__``.
+    """
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], str] = _utc_now):
+        self.path = Path(path)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with sqlite3.connect(self.path) as conn:
+                conn.execute(_SCHEMA)
+            self._ready = True
+        return sqlite3.connect(self.path)
+
+    def add(self, *, rating: int, question: str, rewritten_query: str, answer: str,
+            citations: list[dict], config: dict, comment: str = "") -> int:
+        """Store one rating (+1 or -1) for an answer; returns the row id."""
+        if rating not in (1, -1):
+            raise ValueError(f"rating must be +1 or -1, not {rating!r}")
+        row = (self._clock(), rating, (comment or "").strip()[:MAX_COMMENT_CHARS], question,
+               rewritten_query, answer, json.dumps(citations, ensure_ascii=False),
+               json.dumps(config, ensure_ascii=False, sort_keys=True))
+        with self._lock:
+            conn = self._connect()
+            try:
+                with conn:
+                    cur = conn.execute(
+                        "INSERT INTO feedback (time, rating, comment, question, rewritten_query, answer,"
+                        " citations, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                return int(cur.lastrowid)
+            finally:
+                conn.close()
+
+    def list(self) -> list[dict]:
+        """Every row, oldest first, with citations and config decoded from JSON."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM feedback ORDER BY id").fetchall()
+            finally:
+                conn.close()
+        out = []
+        for row in rows:
+            item = dict(zip(_COLUMNS, row))
+            item["citations"] = json.loads(item["citations"])
+            item["config"] = json.loads(item["config"])
+            out.append(item)
+        return out
+
+    def export(self, path: str | Path) -> int:
+        """Write every row as one JSON object a line (UTF-8); returns the row count."""
+        rows = self.list()
+        path = Path(path)
+        with path.open("w", encoding="utf-8") as f:
+            for item in rows:
+                f.write(json.dumps(item, ensure_ascii=False) + "\n")
+        return len(rows)
