@@ -31,6 +31,7 @@ def build_assistant(settings: "Settings", retrieval_mode: str = "hybrid", embedd
         retrieve_k=settings.retrieve_k, top_k=settings.top_k, rrf_k=settings.rrf_k, retrieval_mode=retrieval_mode,
         reranker_model=settings.reranker_model, max_question_chars=settings.max_question_chars,
         max_inquiry_chars=settings.max_inquiry_chars, guard_mode=settings.guard_mode, llm_model=settings.llm_model,
+        log_questions=settings.log_inquiries,
     )
     tokenizer = JapaneseTokenizer()
     llm = rewriter = None

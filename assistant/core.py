@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from assistant import prompts
+from assistant import logs, prompts
 from assistant.evidence import EvidenceJudge, strip_injection
 from assistant.extractive import ExtractiveAnswerer, make_citations, render_quotes
 from assistant.query import FollowUpRewriter, TermExtractor, clean_question, detect_language
@@ -29,6 +29,7 @@ class AssistantConfig:
     max_inquiry_chars: int = 10000
     guard_mode: str = "mark"
     llm_model: str = ""
+    log_questions: bool = False  # put question text into the logs (off: privacy)
 
 
 class Assistant:
@@ -98,6 +99,16 @@ class Assistant:
                 answer = item
         return answer
 
+    def _log(self, answer: Answer) -> Answer:
+        fields = {"mode": answer.mode, "abstained": answer.abstained, "citations": len(answer.citations),
+                  "question_chars": len(answer.question), "unsupported": len(answer.unsupported),
+                  "timings_ms": {k: round(v, 1) for k, v in answer.timings_ms.items()}}
+        if self.cfg.log_questions:
+            fields["question"] = answer.question
+            fields["rewritten_query"] = answer.rewritten_query
+        logs.event("answer", **fields)
+        return answer
+
     def stream(self, question: str, history: list[Message] | None = None) -> Iterator[str | Answer]:
         """Text deltas, then the final Answer."""
         t0 = time.perf_counter()
@@ -110,9 +121,9 @@ class Assistant:
         if not query:
             text = prompts.render("extractive", f"refuse_{language}")
             yield text
-            yield Answer(question, "", text, [], True, "refused", language,
+            yield self._log(Answer(question, "", text, [], True, "refused", language,
                          notes=["the question only tried to change the assistant's instructions"],
-                         timings_ms={"retrieve": 0.0, "answer": 0.0, "total": _ms(t0)})
+                         timings_ms={"retrieve": 0.0, "answer": 0.0, "total": _ms(t0)}))
             return
         query = self.rewrite(query, history)
         t1 = time.perf_counter()
@@ -141,7 +152,7 @@ class Assistant:
         timings["total"] = _ms(t0)
         answer.timings_ms = timings
         yield answer.text
-        yield answer
+        yield self._log(answer)
 
     def _structured(self, question: str, query: str, hits: list[Hit], language: str) -> Answer | None:
         overview = self.structure.overview(query, self.index)
@@ -173,8 +184,9 @@ class Assistant:
             text, citations = self.extractive.answer(self.extractor.terms(query), hits, language)
             timings.update(answer=_ms(t2), total=_ms(t0))
             yield "\n\n" + text
-            yield Answer(question, query, text, citations, False, "extractive-fallback", language, hits,
-                         notes=notes + [f"LLM unavailable, extractive answer instead: {exc}"], timings_ms=timings)
+            yield self._log(Answer(question, query, text, citations, False, "extractive-fallback", language, hits,
+                                   notes=notes + [f"LLM unavailable, extractive answer instead: {exc}"],
+                                   timings_ms=timings))
             return
         result = self.llm.guard.check(raw, passages)
         citations = [c for c in make_citations(passages) if c.n in result.cited]
@@ -185,13 +197,13 @@ class Assistant:
             # Nothing the model said could be tied to a passage: show quotes instead.
             text, citations = self.extractive.answer(self.extractor.terms(query), hits, language)
             timings.update(answer=_ms(t2), total=_ms(t0))
-            yield Answer(question, query, text, citations, False, "extractive-fallback", language, hits,
-                         notes=notes + ["the LLM answer had no supported citation; extractive answer instead"],
-                         unsupported=result.unsupported, timings_ms=timings)
+            yield self._log(Answer(question, query, text, citations, False, "extractive-fallback", language, hits,
+                                   notes=notes + ["the LLM answer had no supported citation; extractive answer instead"],
+                                   unsupported=result.unsupported, timings_ms=timings))
             return
         timings.update(answer=_ms(t2), total=_ms(t0))
-        yield Answer(question, query, result.text, citations, refused and not citations, "llm", language, hits,
-                     notes=notes, unsupported=result.unsupported, timings_ms=timings)
+        yield self._log(Answer(question, query, result.text, citations, refused and not citations, "llm", language,
+                               hits, notes=notes, unsupported=result.unsupported, timings_ms=timings))
 
     def draft(self, inquiry: str) -> Draft:
         from assistant.draft import DraftWriter

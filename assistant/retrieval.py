@@ -6,6 +6,7 @@ from ingest.store import IndexReader
 from ingest.tokenize import JapaneseTokenizer
 from ingest.types import Chunk
 
+from assistant.query import GENERIC_TERMS
 from assistant.types import Hit
 
 # The document title matches almost every query on place names and answers none.
@@ -18,7 +19,9 @@ class Bm25Retriever:
         self.tokenizer = tokenizer
 
     def retrieve(self, query: str, k: int = 30) -> list[Hit]:
-        tokens = self.tokenizer.tokens(query)
+        # Generic words (取り組み, 地域, ビジョン…) are in every passage: as query terms they
+        # only add noise, and their kanji (取, 組) would outweigh a rare one like 鹿.
+        tokens = self.tokenizer.tokens(query, stop=GENERIC_TERMS) or self.tokenizer.tokens(query)
         n = len(self.index.chunks)
         if not tokens or n == 0:
             return []

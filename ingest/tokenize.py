@@ -60,7 +60,7 @@ class JapaneseTokenizer:
                 out.append(Token(m.surface(), m.normalized_form().lower(), pos[0], pos[1], pos[3]))
         return out
 
-    def tokens(self, text: str) -> list[str]:
+    def tokens(self, text: str, stop: frozenset[str] = frozenset()) -> list[str]:
         """BM25 terms: normalized forms without particles, auxiliaries or symbols, plus the
         single kanji of compound nouns.
 
@@ -69,7 +69,7 @@ class JapaneseTokenizer:
         """
         out = []
         for t in self.analyze(text):
-            if t.pos in _DROP_POS or not t.norm.strip():
+            if t.pos in _DROP_POS or not t.norm.strip() or t.norm in stop or t.surface in stop:
                 continue
             out.append(t.norm)
             if t.pos == "名詞":

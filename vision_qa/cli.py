@@ -144,6 +144,9 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(7860))
     from ui.app import create_app_from_settings
     from ui.launch import launch
 
+    from assistant import logs
+
+    logs.configure(settings.log_file)
     assistant = _assistant(settings)
     assistant.warm_up()
     demo = create_app_from_settings(assistant, settings)

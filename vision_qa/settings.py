@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from ingest.embedders import EmbedderSpec
@@ -64,9 +64,18 @@ class Settings(BaseSettings):
 
     # UI
     staff_password: str = ""
-    feedback_db: Path = Path(".vision-qa/feedback.sqlite3")
+    feedback_db: Path | None = None  # default: <data_dir>/feedback.sqlite3
     rate_limit_per_min: int = 20
-    log_inquiries: bool = False
+    log_inquiries: bool = False  # put question text into the JSON-lines log
+    log_file: Path | None = None  # default: <data_dir>/vision-qa.log.jsonl
+
+    @model_validator(mode="after")
+    def _files_under_data_dir(self) -> "Settings":
+        if self.feedback_db is None:
+            self.feedback_db = self.data_dir / "feedback.sqlite3"
+        if self.log_file is None:
+            self.log_file = self.data_dir / "vision-qa.log.jsonl"
+        return self
 
     @classmethod
     def settings_customise_sources(
