@@ -171,7 +171,7 @@ class Assistant:
         return None
 
     def _llm_answer(self, question, query, hits, language, notes, timings, t0) -> Iterator[str | Answer]:
-        from assistant.llm import LlmUnavailable
+        from assistant.llm import LlmUnavailable, strip_think
 
         passages = [h.chunk for h in hits]
         t2 = time.perf_counter()
@@ -188,7 +188,7 @@ class Assistant:
                                    notes=notes + [f"LLM unavailable, extractive answer instead: {exc}"],
                                    timings_ms=timings))
             return
-        result = self.llm.guard.check(raw, passages)
+        result = self.llm.guard.check(strip_think(raw), passages)
         citations = [c for c in make_citations(passages) if c.n in result.cited]
         refused = "記載がありません" in result.text or "does not cover" in result.text
         if result.invalid_citations:

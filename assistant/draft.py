@@ -46,7 +46,6 @@ class DraftWriter:
         uncovered: list[str] = []
         for i, question in enumerate(split_inquiry(inquiry), start=1):
             answer = self.assistant.ask(question[: self.assistant.cfg.max_question_chars])
-            points.append(DraftPoint(question, answer))
             numbered = []
             for c in answer.citations:  # one number per passage across the whole draft
                 if c.chunk_id not in by_chunk:
@@ -54,6 +53,7 @@ class DraftWriter:
                     citations.append(Citation(by_chunk[c.chunk_id], c.chunk_id, c.source, c.title, c.section,
                                               c.quote, c.page))
                 numbered.append(citations[by_chunk[c.chunk_id] - 1])
+            points.append(DraftPoint(question, answer, [c.n for c in numbered]))
             if answer.abstained:
                 uncovered.append(question)
             sections.append(prompts.render("draft", "point", number=i, question=question,

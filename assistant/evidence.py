@@ -78,6 +78,16 @@ class EvidenceJudge:
         self._chunk_terms: dict[str, list[str]] = {}
         self._chunk_tokens: dict[str, set[str]] = {}
 
+    def _embed_missing(self, terms: list[str]) -> None:
+        """Embed the terms not cached yet in one batch (one call instead of dozens)."""
+        todo = [t for t in dict.fromkeys(terms) if t not in self._term_vectors]
+        if not todo:
+            return
+        embed_many = getattr(self.embeddings, "embed_queries", None)
+        vectors = embed_many(todo) if embed_many else [self.embeddings.embed_query(t) for t in todo]
+        for t, v in zip(todo, vectors):
+            self._term_vectors[t] = np.asarray(v, dtype=np.float32)
+
     def _vec(self, term: str) -> np.ndarray:
         v = self._term_vectors.get(term)
         if v is None:
@@ -116,6 +126,7 @@ class EvidenceJudge:
         passage_terms = list(dict.fromkeys(t for h in hits for t in self._terms_of(h)))
         if not passage_terms:
             return False
+        self._embed_missing([term.text, *passage_terms])
         q = self._vec(term.text)
         sims = np.stack([self._vec(t) for t in passage_terms]) @ q
         return float(sims.max()) >= self.term_sim

@@ -84,7 +84,7 @@ class ExtractiveAnswerer:
     def suggestions(hits: list[Hit], n: int = 3) -> list[str]:
         out: list[str] = []
         for h in hits:
-            label = h.chunk.section_label or h.chunk.title
+            label = h.chunk.section_label
             if label and label not in out:
                 out.append(label)
         return out[:n]

