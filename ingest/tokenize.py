@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ingest.normalize import normalize_for_index
@@ -36,6 +37,10 @@ class JapaneseTokenizer:
         self._dictionary = None
         self._local = threading.local()
         self._lock = threading.Lock()
+        # Per-id POS tuples and per-form kanji lists: building them anew for every
+        # morpheme cost more than Sudachi's own analysis when indexing.
+        self._pos: dict[int, tuple[str, ...]] = {}
+        self._kanji: dict[str, list[str]] = {}
 
     @property
     def _tokenizer(self):
@@ -50,15 +55,20 @@ class JapaneseTokenizer:
             self._local.tok = tok
         return tok
 
-    def analyze(self, text: str) -> list[Token]:
+    def _morphemes(self, text: str) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+        """(surface, lower-cased normalized form, POS tuple) of each morpheme."""
         norm = normalize_for_index(text)
-        out = []
+        tokenizer, pos_cache = self._tokenizer, self._pos
         # Sudachi refuses inputs over ~49k bytes; analyse long text in slices.
         for i in range(0, len(norm), 4000):
-            for m in self._tokenizer.tokenize(norm[i:i + 4000]):
-                pos = m.part_of_speech()
-                out.append(Token(m.surface(), m.normalized_form().lower(), pos[0], pos[1], pos[3]))
-        return out
+            for m in tokenizer.tokenize(norm[i:i + 4000]):
+                pos = pos_cache.get(m.part_of_speech_id())
+                if pos is None:
+                    pos = pos_cache[m.part_of_speech_id()] = m.part_of_speech()
+                yield m.surface(), m.normalized_form().lower(), pos
+
+    def analyze(self, text: str) -> list[Token]:
+        return [Token(surface, norm, pos[0], pos[1], pos[3]) for surface, norm, pos in self._morphemes(text)]
 
     def tokens(self, text: str, stop: frozenset[str] = frozenset()) -> list[str]:
         """BM25 terms: normalized forms without particles, auxiliaries or symbols, plus the
@@ -68,12 +78,16 @@ class JapaneseTokenizer:
         kanji 鹿 is the only link, and BM25's IDF keeps common kanji from adding noise.
         """
         out = []
-        for t in self.analyze(text):
-            if t.pos in _DROP_POS or not t.norm.strip() or t.norm in stop or t.surface in stop:
+        for surface, norm, pos in self._morphemes(text):
+            if pos[0] in _DROP_POS or not norm.strip() or norm in stop or surface in stop:
                 continue
-            out.append(t.norm)
-            if t.pos == "名詞":
-                kanji = [ch for ch in t.norm if is_kanji(ch)]
+            out.append(norm)
+            if pos[0] == "名詞":
+                kanji = self._kanji.get(norm)
+                if kanji is None:
+                    kanji = [ch for ch in norm if is_kanji(ch)]
+                    if len(self._kanji) < 100_000:  # a long-running server sees unbounded OOV forms
+                        self._kanji[norm] = kanji
                 if len(kanji) >= 2:
                     out.extend(kanji)
         return out
