@@ -38,6 +38,8 @@ _INJECTION = re.compile(
 
 _QUANTITY = re.compile(r"何[万千百億]*(?:人|円|件|名|割|パーセント|%|世帯|社|校|台)|いくら|"
                        r"どのくらいの(?:人|金|予算|費用)|how many|how much", re.I)
+_WHEN = re.compile(r"いつ|時期|何年|何月|何日|日程|スケジュール|開通予定|完成予定|\bwhen\b|(?:which|what) year", re.I)
+_HAS_DATE = re.compile(r"[0-9０-９]+\s*(?:年|月|日|か月|ヶ月)|年度|期間|令和|平成")
 _HAS_AMOUNT = re.compile(r"[0-9０-９]+\s*(?:人|名|円|件|%|％|割|世帯|ha|ヘクタール|トン|t\b)")
 
 
@@ -131,6 +133,10 @@ class EvidenceJudge:
         sims = np.stack([self._vec(t) for t in passage_terms]) @ q
         return float(sims.max()) >= self.term_sim
 
+    def _best(self, terms: list[Term], hits: list[Hit]) -> Hit:
+        """The passage that holds the most question terms (the first on a tie)."""
+        return max(hits, key=lambda h: sum(self.term_score(t, [h]) for t in terms)) if terms else hits[0]
+
     def literal_in(self, term: Term, hits: list[Hit]) -> bool:
         needle = normalize_for_index(term.text)
         return any(needle in normalize_for_index(h.chunk.embed_text()) for h in hits)
@@ -143,6 +149,8 @@ class EvidenceJudge:
         top = hits[: self.top_n]
         if _QUANTITY.search(f"{question} {query}") and not any(_HAS_AMOUNT.search(h.chunk.text) for h in top):
             return Verdict(False, reason="asks for an amount and no passage states one")
+        if _WHEN.search(f"{question} {query}") and not _HAS_DATE.search(self._best(terms, top).chunk.text):
+            return Verdict(False, reason="asks when, and the best passage states no date or period")
         english = detect_language(query) == "en"
         if not terms:
             return Verdict(True, reason="no content terms; answered from the top passages")
@@ -165,6 +173,8 @@ class EvidenceJudge:
             return Verdict(False, [t.text for t in covered], names, "a named place or body is not in the passages")
         if any(t.text in DATA_TERMS for t in missing):
             return Verdict(False, [t.text for t in covered], names, "asks for a fact the passages do not hold")
+        if len(terms) >= 2 and not covered:
+            return Verdict(False, [], names, "no question term is found whole in the passages")
         coverage = score / len(terms)
         if coverage < self.min_coverage:
             return Verdict(False, [t.text for t in covered], names, f"term coverage {coverage:.2f}")

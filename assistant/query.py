@@ -15,7 +15,7 @@ GENERIC_TERMS = frozenset("""
 教える 知る 思う 言う 書く 記載 全部 全て 総て すべて 概要 方向 方針 推進 関係 場合 どう どんな 具体 具体的
 ため 為 よう 様 所 ところ 件 方 点 上 中 際 くれる 下さる ください 頂く いただく お願い 願う 問い合わせ 問合せ
 付く つく 聞く 伺う 尋ねる 質問 回答 について 関する 対する 今後 予定 現在 北海道 連携 振興 促進 取る 出来る できる
-話 出る 載る 触れる 言及 結局 ぶっちゃけ 実際 ちなみに れる られる せる 見る 行く 来る 呉れる 貰う 欲しい ほしい 良い いい 特に 主 主な 教え 詳しい 詳細 もっと 他 ほか
+話 出る 載る 触れる 言及 結局 ぶっちゃけ 実際 ちなみに 必要 教示 ご教示 幸い 存じる 知りたい れる られる せる 見る 行く 来る 呉れる 貰う 欲しい ほしい 良い いい 特に 主 主な 教え 詳しい 詳細 もっと 他 ほか
 """.split())
 
 _EN_STOP = frozenset("""
@@ -72,7 +72,14 @@ class TermExtractor:
                 out.append(Term(w.lower(), proper=w[0].isupper() and i > 0))
             return list(dict.fromkeys(out))
         out = []
+        prev_pos = ""
         for t in self.tokenizer.analyze(text):
+            # Split mode A leaves single-kanji tails of compounds (札幌|市, 自治|体); they
+            # match almost anything, so a one-kanji noun right after a noun is not a term.
+            tail = t.pos == "名詞" and prev_pos == "名詞" and len(t.norm) == 1
+            prev_pos = t.pos
+            if tail:
+                continue
             if t.pos not in ("名詞", "動詞", "形容詞", "形状詞") or t.pos2 in ("非自立可能", "数詞", "助数詞"):
                 continue
             if t.norm in GENERIC_TERMS or t.surface in GENERIC_TERMS or len(t.norm) < 1:

@@ -16,6 +16,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 app = typer.Typer(help="Cited answers about the 釧路・根室連携地域「地域づくり推進ビジョン」.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
+feedback_app = typer.Typer(help="Residents' 👍/👎 feedback stored by the chat.")
+app.add_typer(feedback_app, name="feedback")
+
+
+def _register_eval() -> None:
+    from evals.cli import eval_app  # light: the heavy imports happen when a command runs
+
+    app.add_typer(eval_app, name="eval")
+
+
+_register_eval()
+
 
 def _settings():
     from vision_qa.settings import Settings
@@ -162,10 +174,6 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(7860))
     demo = create_app_from_settings(assistant, settings)
     typer.echo(f"serving on http://{host}:{port}  (Ctrl+C to stop)")
     launch(demo, host=host, port=port)
-
-
-feedback_app = typer.Typer(help="Residents' 👍/👎 feedback stored by the chat.")
-app.add_typer(feedback_app, name="feedback")
 
 
 @feedback_app.command("export")
