@@ -1,6 +1,7 @@
 """The index on a real Chroma server (``chroma run``): one collection per generation."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -35,9 +36,20 @@ def _chroma_command() -> list[str]:
 
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory):
-    """``chroma run`` on a free loopback port; yields (host, port)."""
+    """``chroma run`` on a free loopback port; yields (host, port).
+
+    CI starts one server for the run and names it in VISION_QA_TEST_CHROMA (host:port);
+    otherwise the test starts its own."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
+
+    external = os.environ.get("VISION_QA_TEST_CHROMA", "")
+    if external:
+        host, _, port_text = external.rpartition(":")
+        chromadb.HttpClient(host=host, port=int(port_text),
+                            settings=ChromaSettings(anonymized_telemetry=False)).heartbeat()
+        yield host, int(port_text)
+        return
 
     root = tmp_path_factory.mktemp("chroma-server")
     port = _free_port()
