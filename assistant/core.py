@@ -9,7 +9,7 @@ from typing import Iterator
 from assistant import logs, prompts
 from assistant.evidence import EvidenceJudge, strip_injection
 from assistant.extractive import ExtractiveAnswerer, make_citations, render_quotes
-from assistant.query import FollowUpRewriter, TermExtractor, clean_question, detect_language
+from assistant.query import FollowUpRewriter, TermExtractor, clean_question, clean_text, detect_language
 from assistant.retrieval import Bm25Retriever, CrossEncoderReranker, DenseRetriever, HybridRetriever
 from assistant.structure import StructureAnswerer
 from assistant.types import Answer, Citation, Draft, Hit, Message
@@ -113,7 +113,7 @@ class Assistant:
         """Text deltas, then the final Answer."""
         t0 = time.perf_counter()
         question = clean_question(question, self.cfg.max_question_chars)
-        history = list(history or [])
+        history = [{**m, "content": clean_text(m.get("content", ""))} for m in history or []]
         language = detect_language(question)
         timings: dict[str, float] = {}
 
@@ -171,15 +171,15 @@ class Assistant:
         return None
 
     def _llm_answer(self, question, query, hits, language, notes, timings, t0) -> Iterator[str | Answer]:
-        from assistant.llm import LlmUnavailable, strip_think
+        from assistant.llm import LlmUnavailable, redact_prompt, strip_think
 
         passages = [h.chunk for h in hits]
         t2 = time.perf_counter()
         raw = ""
         try:
+            # Not streamed as it arrives: shown only after redaction and the guard.
             for delta in self.llm.stream(question if query == question else query, passages, language):
                 raw += delta
-                yield delta
         except LlmUnavailable as exc:
             text, citations = self.extractive.answer(self.extractor.terms(query), hits, language)
             timings.update(answer=_ms(t2), total=_ms(t0))
@@ -188,7 +188,7 @@ class Assistant:
                                    notes=notes + [f"LLM unavailable, extractive answer instead: {exc}"],
                                    timings_ms=timings))
             return
-        result = self.llm.guard.check(strip_think(raw), passages)
+        result = self.llm.guard.check(redact_prompt(strip_think(raw)), passages)
         citations = [c for c in make_citations(passages) if c.n in result.cited]
         refused = "記載がありません" in result.text or "does not cover" in result.text
         if result.invalid_citations:
@@ -202,6 +202,7 @@ class Assistant:
                                    unsupported=result.unsupported, timings_ms=timings))
             return
         timings.update(answer=_ms(t2), total=_ms(t0))
+        yield result.text
         yield self._log(Answer(question, query, result.text, citations, refused and not citations, "llm", language,
                                hits, notes=notes, unsupported=result.unsupported, timings_ms=timings))
 

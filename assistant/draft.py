@@ -19,6 +19,7 @@ _COURTESY = re.compile(
     r"お忙しい|恐れ入り|恐縮|[^\s]{1,12}(市|町|村)?在住の|[^\s]{1,10}と申します)"
 )
 _ASKS = re.compile(r"[？?]|教えて|知りたい|伺いたい|お尋ね|ください|下さい|でしょうか|ますか|ですか|のか")
+MAX_POINTS = 12  # more sub-questions than this are listed for a person to check
 _ENUM = re.compile(r"^\s*(?:[0-9０-９]+[.．、)）]|[（(][0-9０-９]+[)）]|[①-⑳]|・)\s*")
 
 
@@ -44,7 +45,8 @@ class DraftWriter:
         by_chunk: dict[str, int] = {}
         sections = [prompts.render("draft", "opening")]
         uncovered: list[str] = []
-        for i, question in enumerate(split_inquiry(inquiry), start=1):
+        questions = split_inquiry(inquiry)
+        for i, question in enumerate(questions[:MAX_POINTS], start=1):
             answer = self.assistant.ask(question[: self.assistant.cfg.max_question_chars])
             numbered = []
             for c in answer.citations:  # one number per passage across the whole draft
@@ -58,6 +60,7 @@ class DraftWriter:
                 uncovered.append(question)
             sections.append(prompts.render("draft", "point", number=i, question=question,
                                            covered=not answer.abstained, citations=numbered))
+        uncovered += questions[MAX_POINTS:]
         sections.append(prompts.render("draft", "closing"))
         if uncovered:
             sections.append(prompts.render("draft", "uncovered_heading") + "\n"

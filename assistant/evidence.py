@@ -9,6 +9,7 @@ that the passages do not contain?
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +50,8 @@ def strip_injection(question: str) -> tuple[str, bool]:
     Returns what is left and whether anything was dropped.
     """
     parts = [p for p in re.split(r"(?<=[。！？!?\n])|(?<=\.\s)", question) if p.strip()]
-    kept = [p for p in parts if not _INJECTION.search(p)]
+    # NFKC first: ＳＹＳＴＥＭ ＰＲＯＭＰＴ in full-width letters is the same request.
+    kept = [p for p in parts if not _INJECTION.search(unicodedata.normalize("NFKC", p))]
     return "".join(kept).strip(), len(kept) != len(parts)
 
 

@@ -77,7 +77,11 @@ class ExtractiveAnswerer:
         citations = make_citations([h.chunk for h in chosen], quotes)
         sections = {c.section[-1] for c in citations if c.section}
         section = sections.pop() if len(sections) == 1 and len(citations) > 0 else ""
-        lead = prompts.render("extractive", f"lead_{language}", section=section)
+        titles = {c.title for c in citations}
+        document = ""
+        if any("ビジョン" not in t for t in titles):  # do not call another file "the vision"
+            document = f"「{titles.pop()}」" if len(titles) == 1 else ("資料" if language == "ja" else "The documents")
+        lead = prompts.render("extractive", f"lead_{language}", section=section, document=document)
         return render_quotes(lead, citations), citations
 
     @staticmethod

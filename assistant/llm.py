@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -79,6 +80,20 @@ def _stream_text(chat_model: BaseChatModel, messages: list[BaseMessage]) -> Iter
         raise LlmUnavailable(f"言語モデルから回答を得られませんでした（{_describe(exc)}）") from exc
 
 
+@lru_cache(maxsize=1)
+def _prompt_sentences() -> frozenset[str]:
+    texts = (render("answer", "system"), render("answer", "draft_system"), render("rewrite", "system"))
+    parts = (p.strip() for t in texts for p in re.split(r"[。\n]", t))
+    return frozenset(p for p in parts if len(p) >= 15)
+
+
+def redact_prompt(text: str) -> str:
+    """Drop every line that repeats a sentence of the system prompts: the model obeyed an
+    injection. Done before the guard, so not even Answer.unsupported carries them."""
+    sentences = _prompt_sentences()
+    return "\n".join(ln for ln in text.splitlines() if not any(s in ln for s in sentences))
+
+
 def strip_think(text: str) -> str:
     # Reasoning models served locally may put their thoughts in <think> … </think>.
     return _THINK_RE.sub("", text).strip()
@@ -120,13 +135,13 @@ class LlmAnswerer:
         return _stream_text(self.chat_model, self.messages(question, passages, language))
 
     def answer(self, question: str, passages: list[Chunk], language: str) -> GuardResult:
-        text = strip_think("".join(self.stream(question, passages, language)))
+        text = redact_prompt(strip_think("".join(self.stream(question, passages, language))))
         if not text:
             raise LlmUnavailable("言語モデルの応答が空でした")
         return self.guard.check(text, passages)
 
     def draft(self, inquiry: str, passages: list[Chunk]) -> GuardResult:
-        text = strip_think("".join(_stream_text(self.chat_model, self.draft_messages(inquiry, passages))))
+        text = redact_prompt(strip_think("".join(_stream_text(self.chat_model, self.draft_messages(inquiry, passages)))))
         if not text:
             raise LlmUnavailable("言語モデルの応答が空でした")
         return self.guard.check(text, passages, draft=True)

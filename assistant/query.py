@@ -32,9 +32,18 @@ _FOLLOWUP = re.compile(
 )
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Invisible characters and lone surrogates removed. A lone surrogate (argv bytes that
+    are not UTF-8, a JSON "\\ud800" escape) cannot even be encoded: Sudachi would raise."""
+    return _SURROGATES.sub("", strip_invisible(text or ""))
+
+
 def clean_question(text: str, limit: int) -> str:
     """Strip invisible characters and surrounding space; refuse empty or over-long input."""
-    cleaned = strip_invisible(text or "").strip()
+    cleaned = clean_text(text).strip()
     if not cleaned:
         raise InputError("質問が空です。知りたいことを入力してください。")
     if len(cleaned) > limit:

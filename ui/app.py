@@ -52,7 +52,10 @@ def _residents_tab(h: Handlers, examples: list[str], max_chars: int) -> None:
     state = gr.State(empty_state())
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
+            # Plain text only: Markdown would turn ![x](http://…) in a quote or an answer into
+            # an image the browser fetches from anywhere.
             chatbot = gr.Chatbot(label="会話", height=440, buttons=["copy"], elem_id="vqa-chat",
+                                 render_markdown=False, latex_delimiters=[],
                                  feedback_options=("Like", "Dislike"),
                                  placeholder="下の欄に質問を入力するか、質問の例を選んでください。")
             with gr.Row():

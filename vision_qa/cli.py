@@ -145,8 +145,18 @@ def draft(file: Optional[Path] = typer.Argument(None, help="the inquiry text fil
     from assistant.types import InputError
     from ingest.store import IndexError_
 
+    from ingest.loaders import LoadError, decode_text
+
     settings = _settings()
-    text = file.read_text(encoding="utf-8") if file else sys.stdin.read()
+    text = sys.stdin.read() if file is None else ""
+    if file is not None:
+        try:
+            # Inquiries saved on Windows are often Shift_JIS: decode as the corpus loader does.
+            text = decode_text(file.read_bytes())
+        except OSError as exc:
+            _fail(f"cannot read {file}: {exc.strerror or exc}", 2)
+        except LoadError as exc:
+            _fail(f"{file}: {exc.problem}", 2)
     try:
         result = _assistant(settings).draft(text)
     except InputError as exc:
