@@ -12,6 +12,7 @@ from assistant.types import Citation, Draft, DraftPoint
 
 if TYPE_CHECKING:
     from assistant.core import Assistant
+    from assistant.types import Answer
 
 # Greetings and sign-offs carry no question.
 _COURTESY = re.compile(
@@ -20,6 +21,7 @@ _COURTESY = re.compile(
 )
 _ASKS = re.compile(r"[？?]|教えて|知りたい|伺いたい|お尋ね|ください|下さい|でしょうか|ますか|ですか|のか")
 MAX_POINTS = 12  # more sub-questions than this are listed for a person to check
+_JOINED = re.compile(r"(?<=[^、。])(?:と、|、および|、及び|、また|、それから)")
 _ENUM = re.compile(r"^\s*(?:[0-9０-９]+[.．、)）]|[（(][0-9０-９]+[)）]|[①-⑳]|・)\s*")
 
 
@@ -46,8 +48,8 @@ class DraftWriter:
         sections = [prompts.render("draft", "opening")]
         uncovered: list[str] = []
         questions = split_inquiry(inquiry)
-        for i, question in enumerate(questions[:MAX_POINTS], start=1):
-            answer = self.assistant.ask(question[: self.assistant.cfg.max_question_chars])
+        asked = [pair for q in questions[:MAX_POINTS] for pair in self._ask_parts(q)]
+        for i, (question, answer) in enumerate(asked, start=1):
             numbered = []
             for c in answer.citations:  # one number per passage across the whole draft
                 if c.chunk_id not in by_chunk:
@@ -71,6 +73,16 @@ class DraftWriter:
         if self.assistant.llm is not None and citations:
             draft = self._llm_draft(draft, t0)
         return draft
+
+    def _ask_parts(self, question: str) -> list[tuple[str, "Answer"]]:
+        """Ask a sub-question; when the plan does not cover it and it joins two topics
+        (「エゾシカの活用と、その予算について」), ask each topic on its own, so the covered
+        one is answered and only the other goes to 要確認事項."""
+        answer = self.assistant.ask(question[: self.assistant.cfg.max_question_chars])
+        parts = [p for p in _JOINED.split(question) if p.strip()]
+        if not answer.abstained or len(parts) < 2:
+            return [(question, answer)]
+        return [(p, self.assistant.ask(p[: self.assistant.cfg.max_question_chars])) for p in parts]
 
     def _llm_draft(self, extractive: Draft, t0: float) -> Draft:
         """The LLM writes the prose from the same passages; the guard checks it. On any

@@ -116,3 +116,22 @@ def test_over_long_inquiry_is_refused(assistant: Assistant) -> None:
     with pytest.raises(InputError) as exc:
         assistant.draft("あ" * 10001)
     assert str(exc.value) == "質問が長すぎます（10,001文字）。10,000文字以内で入力してください。"
+
+
+def test_a_joined_question_is_split_so_the_covered_topic_is_answered(assistant: Assistant) -> None:
+    result = assistant.draft("お世話になっております。エゾシカの活用と、その予算について教えてください。")
+    assert [(p.question, p.answer.abstained, p.numbers) for p in result.points] == [
+        ("エゾシカの活用", False, [1]),
+        ("その予算について教えてください。", True, []),
+    ]
+    assert [c.quote for c in result.citations] == [DEER]
+    assert result.uncovered == ["その予算について教えてください。"]
+
+
+def test_many_sub_questions_beyond_the_cap_go_to_the_open_points(assistant: Assistant) -> None:
+    from assistant.draft import MAX_POINTS
+
+    questions = [f"エゾシカの活用について{i}回目の質問ですか？" for i in range(MAX_POINTS + 2)]
+    result = assistant.draft("".join(questions))
+    assert len(result.points) == MAX_POINTS
+    assert result.uncovered[-2:] == questions[-2:]
