@@ -24,7 +24,7 @@ DATA_TERMS = frozenset("""
 予算 費用 金額 円 額 人口 人数 何人 税 税率 時刻 時刻表 日程 スケジュール 日時 担当 窓口 電話 住所 営業 料金
 補助金 交付金 給付 件数 割合 統計 ランキング 市長 町長 知事 議員 選挙 開催 締め切り 締切 申請 応募
 budget cost costs price population tax schedule timetable phone address mayor governor statistics
-amount fee fees funding subsidy
+amount fee fees funding subsidy 時間 診療時間 営業時間 開館時間 hours
 """.split())
 _INJECTION = re.compile(
     r"(指示|命令|ルール|設定).{0,6}(無視|忘れ)|システム\s*プロンプト|プロンプト.{0,6}(表示|教え|出力|見せ)|"

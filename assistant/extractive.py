@@ -10,7 +10,8 @@ from assistant.types import Citation, Hit
 from ingest.normalize import normalize_for_index
 from ingest.types import Chunk
 
-_SENTENCES = re.compile(r"[^。！？!?]+[。！？!?]*")
+# A closing bracket after 。 belongs to the sentence it closes (〈…示しています。〉).
+_SENTENCES = re.compile(r"[^。！？!?]+[。！？!?]*[」』）)〉》】]*")
 
 
 def bigram_jaccard(a: str, b: str) -> float:
