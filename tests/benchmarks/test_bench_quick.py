@@ -1,0 +1,75 @@
+"""The quick benchmark end to end: every measure present, finite and positive, and the
+report files written. It times nothing and asserts no speed."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import MEASURES, SIZE_COUNTS, SIZE_MEASURES, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _get(data: dict, dotted: str):
+    for part in dotted.split("."):
+        data = data[part]
+    return data
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    corpus_before = sorted(p.name for p in (ROOT / "corpus").iterdir())
+    out = tmp_path_factory.mktemp("bench")
+    path = main(["--quick", "--out", str(out)])
+    assert sorted(p.name for p in (ROOT / "corpus").iterdir()) == corpus_before  # nothing synthetic there
+    return out, json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_every_measure_is_a_finite_positive_number(quick: tuple[Path, dict]) -> None:
+    _, data = quick
+    assert [s["chunks"] for s in data["sizes"]] == [300, 1000]
+    for key in MEASURES:
+        value = _get(data, key)
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, key
+    for size in data["sizes"]:
+        for key in SIZE_MEASURES:
+            value = _get(size, key)
+            assert isinstance(value, float) and math.isfinite(value) and value > 0, (size["chunks"], key)
+        for key in SIZE_COUNTS:
+            assert isinstance(_get(size, key), int) and _get(size, key) >= 0, (size["chunks"], key)
+
+
+@pytest.mark.slow
+def test_counts_are_exact(quick: tuple[Path, dict]) -> None:
+    _, data = quick
+    assert data["ingest_ratio"]["embeddings_computed"] == data["embedding"]["sample"]
+    for size in data["sizes"]:
+        # every vector was in the cache, and an unchanged corpus is not embedded again
+        assert (size["ingest_embeddings"], size["reingest_embeddings"], size["reingest_noop"]) == (0, 0, True)
+        assert size["vectors"]["real"] + size["vectors"]["derived"] == size["vectors"]["distinct"]
+        assert size["vectors"]["real"] <= data["embedding"]["sample"]
+        assert size["ours"]["chunks"] == size["chunks"]
+        assert size["ours"]["ask_ms"]["n"] == size["ours"]["retrieve_ms"]["n"] == data["meta"]["queries"]
+
+
+@pytest.mark.slow
+def test_goals_are_reported_not_asserted(quick: tuple[Path, dict]) -> None:
+    _, data = quick
+    assert [g["met"] for g in data["goals"]][1:] == [None] * 7  # 10k and 100k were not run
+    assert data["goals"][0]["met"] is (data["ingest_ratio"]["ratio"] <= 1.3)
+
+
+@pytest.mark.slow
+def test_report_files(quick: tuple[Path, dict]) -> None:
+    out, data = quick
+    assert json.loads((out / "latest.json").read_text(encoding="utf-8")) == data
+    md = (out / "latest.md").read_text(encoding="utf-8")
+    assert "| ingest ÷ embedding |" in md
+    assert "## What is real and what is derived" in md
+    assert md.count("\n| 300 |") == 2 and md.count("\n| 1,000 |") == 2
+    assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (out / "tmp").exists() or not any((out / "tmp").iterdir())  # work files are removed
