@@ -23,8 +23,14 @@ def load(name: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def render(name: str, key: str, **variables) -> str:
+@lru_cache(maxsize=None)
+def _compiled(name: str, key: str):
     templates = load(name)
     if key not in templates:
         raise KeyError(f"prompts/{name}.yaml has no template {key!r}")
-    return _ENV.from_string(templates[key]).render(**variables).strip()
+    return _ENV.from_string(templates[key])
+
+
+def render(name: str, key: str, **variables) -> str:
+    """Render one template; compiled once per process (compiling cost ~1 s per ask at scale)."""
+    return _compiled(name, key).render(**variables).strip()
