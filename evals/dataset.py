@@ -76,29 +76,34 @@ def _problem(obj: Any) -> str | None:
     return None
 
 
+def iter_jsonl(path: Path):
+    """(line number, object) for each non-blank line; ValueError naming file:line on bad JSON."""
+    with Path(path).open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
+
+
 def load_dataset(path: str | Path) -> list[EvalItem]:
     """Read and validate a JSONL dataset; raises ValueError naming file:line on the first bad line."""
     path = Path(path)
     items: list[EvalItem] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
-            problem = _problem(obj)
-            if problem is None and obj["id"] in seen:
-                problem = f"duplicate id {obj['id']!r} (first on line {seen[obj['id']]})"
-            if problem:
-                raise ValueError(f"{path}:{lineno}: {problem}")
-            seen[obj["id"]] = lineno
-            items.append(EvalItem(
-                id=obj["id"], kind=obj["kind"], split=obj["split"], question=obj["question"],
-                history=tuple(obj["history"]), gold_evidence=tuple(obj["gold_evidence"]),
-                key_phrases=tuple(obj["key_phrases"]), abstain=obj["abstain"],
-                uncovered=tuple(obj["uncovered"]),
-            ))
+    for lineno, obj in iter_jsonl(path):
+        problem = _problem(obj)
+        if problem is None and obj["id"] in seen:
+            problem = f"duplicate id {obj['id']!r} (first on line {seen[obj['id']]})"
+        if problem:
+            raise ValueError(f"{path}:{lineno}: {problem}")
+        seen[obj["id"]] = lineno
+        items.append(EvalItem(
+            id=obj["id"], kind=obj["kind"], split=obj["split"], question=obj["question"],
+            history=tuple(obj["history"]), gold_evidence=tuple(obj["gold_evidence"]),
+            key_phrases=tuple(obj["key_phrases"]), abstain=obj["abstain"],
+            uncovered=tuple(obj["uncovered"]),
+        ))
     return items

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from evals.dataset import iter_jsonl
+
 REQUIRED = ("id", "rating", "question")
 
 
@@ -31,22 +33,15 @@ def import_feedback(jsonl_path: str | Path) -> list[dict[str, Any]]:
     path = Path(jsonl_path)
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
-            if not isinstance(row, dict) or any(k not in row for k in REQUIRED):
-                raise ValueError(f"{path}:{lineno}: a feedback row needs {', '.join(REQUIRED)}")
-            if row["rating"] not in (1, -1):
-                raise ValueError(f"{path}:{lineno}: rating must be 1 or -1, not {row['rating']!r}")
-            if row["rating"] != -1 or not str(row["question"]).strip() or str(row["id"]) in seen:
-                continue
-            seen.add(str(row["id"]))
-            out.append(_candidate(row))
+    for lineno, row in iter_jsonl(path):
+        if not isinstance(row, dict) or any(k not in row for k in REQUIRED):
+            raise ValueError(f"{path}:{lineno}: a feedback row needs {', '.join(REQUIRED)}")
+        if row["rating"] not in (1, -1):
+            raise ValueError(f"{path}:{lineno}: rating must be 1 or -1, not {row['rating']!r}")
+        if row["rating"] != -1 or not str(row["question"]).strip() or str(row["id"]) in seen:
+            continue
+        seen.add(str(row["id"]))
+        out.append(_candidate(row))
     return out
 
 
