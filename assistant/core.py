@@ -165,7 +165,10 @@ class Assistant:
         if direction is not None:
             heading, chunks = direction
             citations = make_citations(chunks)
-            lead = prompts.render("extractive", f"direction_{language}", section=heading, count=len(chunks))
+            title = chunks[0].title
+            document = "" if "ビジョン" in title else f"「{title}」"  # another file is not "the vision"
+            lead = prompts.render("extractive", f"direction_{language}", section=heading, count=len(chunks),
+                                  document=document)
             return Answer(question, query, render_quotes(lead, citations), citations, False, "structure",
                           language, _structure_hits(chunks, hits))
         return None
