@@ -22,6 +22,7 @@ from langchain_core.embeddings import Embeddings
 from evals.dataset import EvalItem
 from evals.scoring import Outcome
 
+COLLECTION = "baseline"
 REQUIREMENTS = "langchain-text-splitters langchain-community langchain-classic rank-bm25 langchain-chroma"
 
 
@@ -38,6 +39,52 @@ def missing_requirements() -> str:
     except ImportError as exc:
         return f"{exc}; pip install {REQUIREMENTS}"
     return ""
+
+
+def split(text: str, chunk_size: int = 500, chunk_overlap: int = 50) -> list[str]:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    return RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap).split_text(text)
+
+
+def documents(chunks: list[str]) -> list:
+    from langchain_core.documents import Document
+
+    return [Document(page_content=t, metadata={"i": i}) for i, t in enumerate(chunks)]
+
+
+def chroma_client(directory: Path):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    return chromadb.PersistentClient(path=str(directory), settings=ChromaSettings(anonymized_telemetry=False))
+
+
+def build_store(docs: list, embedder: Embeddings, directory: Path):
+    """Chroma (cosine) holding ``docs``. One ``add_documents`` call, as in the tutorial,
+    fails over Chroma's max batch (5,461 in chromadb 1.5); the usual fix is to add in
+    batches of that size."""
+    from langchain_chroma import Chroma
+
+    client = chroma_client(directory)
+    store = Chroma(collection_name=COLLECTION, embedding_function=embedder, client=client,
+                   collection_metadata={"hnsw:space": "cosine"})
+    step = client.get_max_batch_size()
+    for i in range(0, len(docs), step):
+        store.add_documents(docs[i:i + step])
+    return store
+
+
+def ensemble(docs: list, store, k: int = 8):
+    """BM25 (default whitespace preprocessing) and the vector store, equal weights."""
+    from langchain_classic.retrievers import EnsembleRetriever
+
+    with warnings.catch_warnings():  # langchain-community announces its sunset on import
+        warnings.simplefilter("ignore")
+        from langchain_community.retrievers import BM25Retriever
+
+    bm25 = BM25Retriever.from_documents(docs, k=k)
+    return EnsembleRetriever(retrievers=[bm25, store.as_retriever(search_kwargs={"k": k})], weights=[0.5, 0.5])
 
 
 class LangChainBaseline:
@@ -60,35 +107,16 @@ class LangChainBaseline:
     @property
     def chunks(self) -> list[str]:
         if self._chunks is None:
-            from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-            splitter = RecursiveCharacterTextSplitter(chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap)
-            self._chunks = splitter.split_text(self.corpus_text)
+            self._chunks = split(self.corpus_text, self.chunk_size, self.chunk_overlap)
         return self._chunks
 
     def warm_up(self) -> None:
         if self._ensemble is not None:
             return
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-        from langchain_chroma import Chroma
-        from langchain_classic.retrievers import EnsembleRetriever
-        from langchain_core.documents import Document
-
-        with warnings.catch_warnings():  # langchain-community announces its sunset on import
-            warnings.simplefilter("ignore")
-            from langchain_community.retrievers import BM25Retriever
-
-        docs = [Document(page_content=t, metadata={"i": i}) for i, t in enumerate(self.chunks)]
+        docs = documents(self.chunks)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="chroma-", dir=self.work_dir))
-        client = chromadb.PersistentClient(path=str(self._dir), settings=ChromaSettings(anonymized_telemetry=False))
-        store = Chroma(collection_name="baseline", embedding_function=self.embedder, client=client,
-                       collection_metadata={"hnsw:space": "cosine"})
-        store.add_documents(docs)
-        bm25 = BM25Retriever.from_documents(docs, k=self.k)
-        self._ensemble = EnsembleRetriever(retrievers=[bm25, store.as_retriever(search_kwargs={"k": self.k})],
-                                           weights=[0.5, 0.5])
+        self._ensemble = ensemble(docs, build_store(docs, self.embedder, self._dir), self.k)
 
     def retrieve(self, query: str) -> list[str]:
         """Chunk texts, best first (the ensemble's RRF order)."""

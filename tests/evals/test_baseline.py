@@ -59,3 +59,17 @@ def test_close_removes_the_chroma_dir(tmp_path):
     assert len(made) == 1 and made[0].name.startswith("chroma-")
     b.close()
     assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_the_peer_store_takes_more_chunks_than_one_chroma_batch(tmp_path):
+    """6,000 chunks (Chroma's max batch is 5,461). Hashed fake vectors: 6,000 real
+    embeddings would take minutes and the vectors do not matter to batching."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from evals.baseline import build_store, chroma_client, documents
+
+    docs = documents([f"第{i}項 テスト用の断片 {i}" for i in range(6000)])
+    assert len(docs) > chroma_client(tmp_path / "probe").get_max_batch_size()
+    store = build_store(docs, DeterministicFakeEmbedding(size=16), tmp_path / "chroma")
+    assert store._collection.count() == 6000
+    assert store.similarity_search("第5999項 テスト用の断片 5999", k=1)[0].metadata == {"i": 5999}
