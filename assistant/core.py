@@ -64,6 +64,8 @@ class Assistant:
                     Bm25Retriever(index, self.tokenizer), DenseRetriever(index, self.embedder), self.reranker,
                     self.cfg.retrieve_k, self.cfg.top_k, self.cfg.rrf_k, self.cfg.retrieval_mode,
                 )
+                self.judge.use_index(index.term_vectors)
+                self.structure.outline(index)  # once per generation, at load rather than in an answer
                 self._index = index
             return self._index
 

@@ -19,6 +19,7 @@ from assistant.types import Hit
 from ingest.normalize import normalize_for_index
 from ingest.tokenize import is_kanji
 
+MAX_CACHED_TERMS = 50_000  # per cache; cleared when full
 # Questions for facts of these kinds need that fact in the passages, not just the topic.
 DATA_TERMS = frozenset("""
 予算 費用 金額 円 額 人口 人数 何人 税 税率 時刻 時刻表 日程 スケジュール 日時 担当 窓口 電話 住所 営業 料金
@@ -78,22 +79,33 @@ class EvidenceJudge:
         self.top_n = top_n
         self.term_sim = term_sim
         self.min_coverage = min_coverage
-        self._term_vectors: dict[str, np.ndarray] = {}
+        self._indexed: dict[str, np.ndarray] = {}  # the index's term vectors (see use_index)
+        self._term_vectors: dict[str, np.ndarray] = {}  # terms embedded here, questions' mostly
         self._chunk_terms: dict[str, list[str]] = {}
         self._chunk_tokens: dict[str, set[str]] = {}
+        self._chunk_text: dict[str, str] = {}  # normalized embed text
+
+    def use_index(self, term_vectors: dict[str, np.ndarray]) -> None:
+        """The vectors the ingest computed for every term of the indexed chunks."""
+        self._indexed = term_vectors
+        self._chunk_terms, self._chunk_tokens, self._chunk_text = {}, {}, {}
 
     def _embed_missing(self, terms: list[str]) -> None:
-        """Embed the terms not cached yet in one batch (one call instead of dozens)."""
-        todo = [t for t in dict.fromkeys(terms) if t not in self._term_vectors]
+        """Embed the terms not known yet in one batch (one call instead of dozens)."""
+        todo = [t for t in dict.fromkeys(terms) if t not in self._term_vectors and t not in self._indexed]
         if not todo:
             return
+        if len(self._term_vectors) > MAX_CACHED_TERMS:  # a long-running server meets endless new words
+            self._term_vectors.clear()
         embed_many = getattr(self.embeddings, "embed_queries", None)
         vectors = embed_many(todo) if embed_many else [self.embeddings.embed_query(t) for t in todo]
         for t, v in zip(todo, vectors):
             self._term_vectors[t] = np.asarray(v, dtype=np.float32)
 
     def _vec(self, term: str) -> np.ndarray:
-        v = self._term_vectors.get(term)
+        v = self._indexed.get(term)
+        if v is None:
+            v = self._term_vectors.get(term)
         if v is None:
             v = np.asarray(self.embeddings.embed_query(term), dtype=np.float32)
             self._term_vectors[term] = v
@@ -102,6 +114,8 @@ class EvidenceJudge:
     def _terms_of(self, hit: Hit) -> list[str]:
         terms = self._chunk_terms.get(hit.chunk.id)
         if terms is None:
+            if len(self._chunk_terms) > MAX_CACHED_TERMS:
+                self._chunk_terms.clear()
             terms = [t.text for t in self.extractor.terms(hit.chunk.text)]
             self._chunk_terms[hit.chunk.id] = terms
         return terms
@@ -109,6 +123,8 @@ class EvidenceJudge:
     def _tokens_of(self, hit: Hit) -> set[str]:
         tokens = self._chunk_tokens.get(hit.chunk.id)
         if tokens is None:
+            if len(self._chunk_tokens) > MAX_CACHED_TERMS:
+                self._chunk_tokens.clear()
             tokens = set(self.extractor.tokenizer.tokens(hit.chunk.text))
             self._chunk_tokens[hit.chunk.id] = tokens
         return tokens
@@ -123,9 +139,16 @@ class EvidenceJudge:
             return 0.5
         return 0.0
 
+    def _text_of(self, hit: Hit) -> str:
+        text = self._chunk_text.get(hit.chunk.id)
+        if text is None:
+            if len(self._chunk_text) > MAX_CACHED_TERMS:
+                self._chunk_text.clear()
+            text = self._chunk_text[hit.chunk.id] = normalize_for_index(hit.chunk.embed_text())
+        return text
+
     def term_in(self, term: Term, hits: list[Hit]) -> bool:
-        needle = normalize_for_index(term.text)
-        if any(needle in normalize_for_index(h.chunk.embed_text()) for h in hits):
+        if self.literal_in(term, hits):
             return True
         passage_terms = list(dict.fromkeys(t for h in hits for t in self._terms_of(h)))
         if not passage_terms:
@@ -141,7 +164,7 @@ class EvidenceJudge:
 
     def literal_in(self, term: Term, hits: list[Hit]) -> bool:
         needle = normalize_for_index(term.text)
-        return any(needle in normalize_for_index(h.chunk.embed_text()) for h in hits)
+        return any(needle in self._text_of(h) for h in hits)
 
     def judge(self, query: str, hits: list[Hit], question: str = "") -> Verdict:
         """``question`` is the user's own wording when ``query`` is a rewrite of it."""
@@ -151,6 +174,8 @@ class EvidenceJudge:
         top = hits[: self.top_n]
         if _QUANTITY.search(f"{question} {query}") and not any(_HAS_AMOUNT.search(h.chunk.text) for h in top):
             return Verdict(False, reason="asks for an amount and no passage states one")
+        # The question's terms that need a vector, in one batch rather than one call each.
+        self._embed_missing([t.text for t in terms if not self.literal_in(t, top)])
         if _WHEN.search(f"{question} {query}") and not _HAS_DATE.search(self._best(terms, top).chunk.text):
             return Verdict(False, reason="asks when, and the best passage states no date or period")
         english = detect_language(query) == "en"

@@ -245,6 +245,7 @@ class CachedEmbeddings(Embeddings):
         self.embedder = embedder
         self.cache = cache
         self.computed = 0
+        self.computed_queries = 0
         self.on_batch = on_batch  # progress callback: number of texts done
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -263,3 +264,20 @@ class CachedEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.embedder.embed_query(text)
+
+    def embed_queries(self, texts: list[str], on_batch=None) -> list[list[float]]:
+        """Query-mode vectors (the terms of the chunks), cached apart from passage vectors:
+        e5 embeds the same text differently as a query."""
+        key = self.embedder.id + "|query"
+        found = self.cache.get_many(key, texts)
+        missing = list(dict.fromkeys(t for t in texts if EmbeddingCache.key(t) not in found))
+        step = self.embedder.batch_size
+        for i in range(0, len(missing), step):
+            batch = missing[i:i + step]
+            vectors = self.embedder.embed_queries(batch)
+            self.cache.put_many(key, batch, vectors)
+            found.update({EmbeddingCache.key(t): v for t, v in zip(batch, vectors)})
+            self.computed_queries += len(batch)
+            if on_batch:
+                on_batch(len(batch))
+        return [found[EmbeddingCache.key(t)] for t in texts]

@@ -16,9 +16,10 @@ from ingest.embedders import BaseEmbedder, CachedEmbeddings, EmbeddingCache
 from ingest.loaders import SUPPORTED, LoadError, Skipped, load_file
 from ingest.sources import load_sources
 from ingest.store import (
-    IndexReader, IndexError_, Manifest, StoreSpec, chroma_client, collection_name, current_generation,
+    INDEX_FORMAT, IndexReader, IndexError_, Manifest, StoreSpec, chroma_client, collection_name, current_generation,
     load_chunks, prune_generations, save_chunks, switch_current,
 )
+from ingest.terms import TermExtractor, TermVectors
 from ingest.tokenize import TOKENIZER_ID, JapaneseTokenizer
 from ingest.types import Chunk
 
@@ -38,6 +39,7 @@ class IngestReport:
     removed: int = 0
     unchanged: int = 0
     embeddings_computed: int = 0
+    term_embeddings_computed: int = 0  # query-mode vectors of new content terms
     seconds: float = 0.0
     generation: str = ""
     noop: bool = False
@@ -71,6 +73,7 @@ class Indexer:
         self.max_file_bytes = max_file_bytes
         self.chunker = chunker or Chunker()
         self.tokenizer = tokenizer or JapaneseTokenizer()
+        self.extractor = TermExtractor(self.tokenizer)
 
     def run(self, paths: list[Path] | None = None, rebuild: bool = False,
             progress: Progress | None = None) -> IngestReport:
@@ -146,8 +149,8 @@ class Indexer:
         carried = set(failed)
         if partial and prev is not None:
             carried |= {s for s in prev.files if s not in hashes and s not in skipped}
-        compatible = prev is not None and (prev.embedder_id, prev.tokenizer, prev.chunker) == (
-            self.embedder.id, TOKENIZER_ID, CHUNKER_VERSION)
+        compatible = prev is not None and (prev.embedder_id, prev.tokenizer, prev.chunker, prev.format) == (
+            self.embedder.id, TOKENIZER_ID, CHUNKER_VERSION, INDEX_FORMAT)
         same_files = prev is not None and all(prev.files.get(s) == h for s, h in hashes.items()) and (
             set(prev.files) == set(hashes) | carried)
         if not rebuild and compatible and not failed and same_files:
@@ -172,6 +175,7 @@ class Indexer:
         cache = EmbeddingCache(self.store.cache_file)
         try:
             dim = self._write_vectors(gen_dir, generation, chunks, cache, report, progress)
+            self._write_terms(gen_dir, chunks, cache, report, progress)
         finally:
             cache.close()
         progress("bm25", 0, 1)
@@ -182,7 +186,7 @@ class Indexer:
             generation=generation, collection=collection_name(generation), embedder_id=self.embedder.id,
             dim=dim, tokenizer=TOKENIZER_ID, chunker=CHUNKER_VERSION, files=hashes,
             file_chunks={s: sum(1 for c in chunks if c.source == s) for s in hashes},
-            skipped=skipped, created=datetime.now(timezone.utc).isoformat(),
+            skipped=skipped, created=datetime.now(timezone.utc).isoformat(), format=INDEX_FORMAT,
         ).save(gen_dir / "manifest.json")
         switch_current(self.store, generation)
         prune_generations(self.store, keep={generation} | ({prev.generation} if prev else set()))
@@ -233,6 +237,24 @@ class Indexer:
         if total:
             dim = len(embeddings.embed_documents([chunks[0].embed_text()])[0])
         return dim
+
+    def _write_terms(self, gen_dir: Path, chunks: list[Chunk], cache: EmbeddingCache, report: IngestReport,
+                     progress: Progress) -> None:
+        """Vectors of the chunks' content terms, so that answering never embeds a passage's
+        terms (most of an answer's time before)."""
+        terms = TermVectors.distinct_terms(chunks, self.extractor)
+        done = 0
+        progress("terms", 0, len(terms))
+
+        def on_batch(n: int) -> None:
+            nonlocal done
+            done += n
+            progress("terms", done, len(terms))
+
+        embeddings = CachedEmbeddings(self.embedder, cache)
+        TermVectors.build(terms, lambda ts: embeddings.embed_queries(ts, on_batch)).save(gen_dir)
+        report.term_embeddings_computed = embeddings.computed_queries
+        progress("terms", len(terms), len(terms))
 
     def _write_bm25(self, gen_dir: Path, chunks: list[Chunk]) -> None:
         import bm25s

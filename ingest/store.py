@@ -61,6 +61,11 @@ class StoreSpec:
         return self.data_dir / "embedding-cache.sqlite3"
 
 
+# 2: term vectors (terms.json, terms.npy) beside the chunks. An index of an older format
+# is rebuilt by the next ingest, from the embedding cache.
+INDEX_FORMAT = 2
+
+
 @dataclass
 class Manifest:
     generation: str
@@ -73,6 +78,7 @@ class Manifest:
     file_chunks: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # source -> reason
     created: str = ""
+    format: int = 1  # INDEX_FORMAT of the ingest that wrote it (older manifests have none)
 
     def save(self, path: Path) -> None:
         write_atomic(path, json.dumps(asdict(self), ensure_ascii=False, indent=1))
@@ -175,6 +181,7 @@ class IndexReader:
             )
         self.by_id = {c.id: c for c in self.chunks}
         self._bm25 = None
+        self._terms = None
 
     @property
     def stale(self) -> bool:
@@ -192,6 +199,20 @@ class IndexReader:
                     f"the BM25 index in {self.dir} is damaged ({exc}); run `vision-qa ingest --rebuild`"
                 ) from exc
         return self._bm25
+
+    @property
+    def term_vectors(self) -> dict:
+        """Content term → query-mode vector, as written by the ingest (empty for older indexes)."""
+        if self._terms is None:
+            from ingest.terms import TermVectors
+
+            try:
+                self._terms = TermVectors.load(self.dir).vectors
+            except (OSError, ValueError) as exc:
+                raise IndexCorrupt(
+                    f"the term vectors in {self.dir} are damaged ({exc}); run `vision-qa ingest --rebuild`"
+                ) from exc
+        return self._terms
 
     def vectorstore(self, embeddings):
         from langchain_chroma import Chroma

@@ -49,7 +49,7 @@ def run_ingest(settings, paths: list[Path] | None = None, rebuild: bool = False,
 
     indexer = build_indexer(settings)
     console = Console(stderr=True)
-    labels = {"read": "ファイル読込", "embed": "埋め込み", "bm25": "BM25索引"}
+    labels = {"read": "ファイル読込", "embed": "埋め込み", "terms": "語句ベクトル", "bm25": "BM25索引"}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=quiet, transient=False) as bar:
         tasks: dict[str, int] = {}
@@ -81,7 +81,7 @@ def ingest(paths: list[Path] = typer.Argument(None, help="files or folders (defa
     typer.echo(
         f"files: {report.files}  chunks: {report.chunks}  added: {report.added}  updated: {report.updated}  "
         f"removed: {report.removed}  unchanged: {report.unchanged}  embeddings computed: "
-        f"{report.embeddings_computed}  seconds: {report.seconds:.1f}  ({state})"
+        f"{report.embeddings_computed} (+{report.term_embeddings_computed} terms)  seconds: {report.seconds:.1f}  ({state})"
     )
     if report.errors:
         raise typer.Exit(2)

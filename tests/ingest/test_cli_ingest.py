@@ -13,10 +13,10 @@ from ingest.store import current_generation
 from vision_qa.cli import app
 
 SUMMARY = re.compile(
-    r"files: 1  chunks: 43  added: 43  updated: 0  removed: 0  unchanged: 0  embeddings computed: 0  "
+    r"files: 1  chunks: 43  added: 43  updated: 0  removed: 0  unchanged: 0  embeddings computed: 0 \(\+0 terms\)  "
     r"seconds: \d+\.\d  \(generation (\d{8}T\d{6}-[0-9a-f]{6})\)")
 NOOP = re.compile(
-    r"files: 1  chunks: 43  added: 0  updated: 0  removed: 0  unchanged: 43  embeddings computed: 0  "
+    r"files: 1  chunks: 43  added: 0  updated: 0  removed: 0  unchanged: 43  embeddings computed: 0 \(\+0 terms\)  "
     r"seconds: \d+\.\d  \(unchanged, nothing to do\)")
 
 

