@@ -94,6 +94,20 @@ class Assistant:
                 pass
         return self.rewriter.rewrite(question, history)
 
+    def _encode(self, query: str) -> list[float] | None:
+        """The query's vector, embedded in one batch with the question's terms that no
+        vector is known for (the evidence check needs them next). The engine spreads a
+        batch over the cores, so those terms cost little beside the query itself. None
+        when every term is known: the dense retriever then embeds the query alone."""
+        if self.retriever.mode == "bm25" or not hasattr(self.embedder, "embed_queries"):
+            return None
+        unknown = self.judge.unknown([t.text for t in self.extractor.terms(query)])
+        if not unknown:
+            return None
+        vectors = self.embedder.embed_queries([*unknown, query])  # the query last: often alone on a core
+        self.judge.remember(unknown, vectors[:-1])
+        return vectors[-1]
+
     def ask(self, question: str, history: list[Message] | None = None) -> Answer:
         answer = None
         for item in self.stream(question, history):
@@ -129,7 +143,7 @@ class Assistant:
             return
         query = self.rewrite(query, history)
         t1 = time.perf_counter()
-        hits, _lists = self.retriever.retrieve(query)
+        hits, _lists = self.retriever.retrieve(query, vector=self._encode(query))
         timings["retrieve"] = _ms(t1)
         notes = ["instructions inside the question were ignored"] if injected else []
 

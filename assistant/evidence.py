@@ -90,6 +90,17 @@ class EvidenceJudge:
         self._indexed = term_vectors
         self._chunk_terms, self._chunk_tokens, self._chunk_text = {}, {}, {}
 
+    def unknown(self, terms: list[str]) -> list[str]:
+        """The terms that have no vector yet."""
+        return [t for t in dict.fromkeys(terms) if t not in self._indexed and t not in self._term_vectors]
+
+    def remember(self, terms: list[str], vectors) -> None:
+        """Vectors embedded elsewhere (with the query, in one batch)."""
+        if len(self._term_vectors) > MAX_CACHED_TERMS:
+            self._term_vectors.clear()
+        for t, v in zip(terms, vectors):
+            self._term_vectors[t] = np.asarray(v, dtype=np.float32)
+
     def _embed_missing(self, terms: list[str]) -> None:
         """Embed the terms not known yet in one batch (one call instead of dozens)."""
         todo = [t for t in dict.fromkeys(terms) if t not in self._term_vectors and t not in self._indexed]

@@ -60,11 +60,13 @@ class DenseRetriever:
             self._collection = client.get_collection(self.index.manifest.collection)
         return self._collection
 
-    def retrieve(self, query: str, k: int = 30) -> list[Hit]:
+    def retrieve(self, query: str, k: int = 30, vector: list[float] | None = None) -> list[Hit]:
+        """``vector``: the query's embedding when the caller has it already."""
         n = len(self.index.chunks)
         if n == 0:
             return []
-        vector = self.embeddings.embed_query(query)
+        if vector is None:
+            vector = self.embeddings.embed_query(query)
         result = self.collection.query(query_embeddings=[vector], n_results=min(k, n), include=["distances"])
         hits = []
         for chunk_id, distance in zip(result["ids"][0], result["distances"][0]):
@@ -132,14 +134,15 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.mode = mode
 
-    def retrieve(self, query: str, top_k: int | None = None) -> tuple[list[Hit], dict[str, list[Hit]]]:
+    def retrieve(self, query: str, top_k: int | None = None,
+                 vector: list[float] | None = None) -> tuple[list[Hit], dict[str, list[Hit]]]:
         """The fused hits, and each retriever's own list (for the evidence check)."""
         top = top_k or self.top_k
         lists: dict[str, list[Hit]] = {}
         if self.mode in ("hybrid", "bm25"):
             lists["bm25"] = self.bm25.retrieve(query, self.retrieve_k)
         if self.mode in ("hybrid", "dense"):
-            lists["dense"] = self.dense.retrieve(query, self.retrieve_k)
+            lists["dense"] = self.dense.retrieve(query, self.retrieve_k, vector)
         fused = rrf_fuse(list(lists.values()), k=self.rrf_k, top=top)
         if self.reranker is not None:
             fused = self.reranker.rerank(query, fused)

