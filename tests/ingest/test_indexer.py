@@ -233,6 +233,23 @@ def test_damaged_chunks_file_is_reported_and_rebuild_recovers(fresh_settings) ->
     assert _gens(fresh_settings) == {report.generation}
 
 
+def test_damaged_term_vectors_are_reported_and_rebuild_recovers(fresh_settings) -> None:
+    indexer = build_indexer(fresh_settings)
+    first = indexer.run()
+    gen_dir = store_spec(fresh_settings).gens_dir / first.generation
+    (gen_dir / "terms.npy").write_bytes(b"\x93NUMPY broken")
+    with pytest.raises(IndexCorrupt) as err:
+        _reader(fresh_settings).term_vectors
+    assert str(err.value).startswith(f"the term vectors in {gen_dir} are damaged (")
+    assert str(err.value).endswith("run `vision-qa ingest --rebuild`")
+    with pytest.raises(IndexCorrupt):
+        build_assistant(fresh_settings).ask("鹿肉って何か取り組みあるの？")
+
+    report = indexer.run(rebuild=True)
+    assert (report.embeddings_computed, report.term_embeddings_computed) == (0, 0)  # all from the cache
+    assert build_assistant(fresh_settings).ask("鹿肉って何か取り組みあるの？").citations
+
+
 # ---- kill -9 ----------------------------------------------------------------------------
 
 def _paragraphs(sentences: list[str], rng: random.Random, count: int, tag: str) -> list[str]:
