@@ -41,3 +41,15 @@ def test_other_documents_do_not_enter_the_overview_and_keep_their_own_directions
     sea = assistant.ask("海辺の保全に関する施策を全部教えて")
     assert assistant.structure.outline(assistant.index) is not outline
     assert [c.quote for c in sea.citations] == ["海岸清掃を毎月行います。", "藻場の再生に取り組みます。"]
+
+
+def test_a_heading_two_files_share_lists_the_bullets_of_one_file(fresh_settings) -> None:
+    (fresh_settings.corpus_dir / "akkeshi-forest.txt").write_text(OTHER, encoding="utf-8")
+    (fresh_settings.corpus_dir / "hamanaka-forest.txt").write_text(
+        "浜中町 森林計画（試行版）\n\n1. 森林の保全\n・防風林を守ります。\n", encoding="utf-8")
+    assert build_indexer(fresh_settings).run().files == 3
+    answer = build_assistant(fresh_settings).ask("森林の保全の施策を全部教えて")
+    assert answer.mode == "structure"
+    assert len({c.source for c in answer.citations}) == 1
+    assert [c.quote for c in answer.citations] in (
+        ["町民と協力して植林活動を進めます。", "間伐材を木質バイオマスの燃料として使います。"], ["防風林を守ります。"])
