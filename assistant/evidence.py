@@ -56,6 +56,17 @@ def strip_injection(question: str) -> tuple[str, bool]:
     return "".join(kept).strip(), len(kept) != len(parts)
 
 
+def _bounded(cache: dict, key: str, make):
+    """``cache[key]``, made on a miss; a full cache starts over (a long-running server
+    meets endless new passages)."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) > MAX_CACHED_TERMS:
+            cache.clear()
+        value = cache[key] = make()
+    return value
+
+
 @dataclass
 class Verdict:
     answerable: bool
@@ -123,22 +134,11 @@ class EvidenceJudge:
         return v
 
     def _terms_of(self, hit: Hit) -> list[str]:
-        terms = self._chunk_terms.get(hit.chunk.id)
-        if terms is None:
-            if len(self._chunk_terms) > MAX_CACHED_TERMS:
-                self._chunk_terms.clear()
-            terms = [t.text for t in self.extractor.terms(hit.chunk.text)]
-            self._chunk_terms[hit.chunk.id] = terms
-        return terms
+        return _bounded(self._chunk_terms, hit.chunk.id,
+                        lambda: [t.text for t in self.extractor.terms(hit.chunk.text)])
 
     def _tokens_of(self, hit: Hit) -> set[str]:
-        tokens = self._chunk_tokens.get(hit.chunk.id)
-        if tokens is None:
-            if len(self._chunk_tokens) > MAX_CACHED_TERMS:
-                self._chunk_tokens.clear()
-            tokens = set(self.extractor.tokenizer.tokens(hit.chunk.text))
-            self._chunk_tokens[hit.chunk.id] = tokens
-        return tokens
+        return _bounded(self._chunk_tokens, hit.chunk.id, lambda: set(self.extractor.tokenizer.tokens(hit.chunk.text)))
 
     def term_score(self, term: Term, hits: list[Hit]) -> float:
         """1 when the term (or a near-synonym) is in the passages; 0.5 when only one of
@@ -151,12 +151,7 @@ class EvidenceJudge:
         return 0.0
 
     def _text_of(self, hit: Hit) -> str:
-        text = self._chunk_text.get(hit.chunk.id)
-        if text is None:
-            if len(self._chunk_text) > MAX_CACHED_TERMS:
-                self._chunk_text.clear()
-            text = self._chunk_text[hit.chunk.id] = normalize_for_index(hit.chunk.embed_text())
-        return text
+        return _bounded(self._chunk_text, hit.chunk.id, lambda: normalize_for_index(hit.chunk.embed_text()))
 
     def term_in(self, term: Term, hits: list[Hit]) -> bool:
         if self.literal_in(term, hits):
