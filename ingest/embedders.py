@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -227,7 +228,9 @@ def make_embedder(spec: EmbedderSpec) -> BaseEmbedder:
 
 class EmbeddingCache:
     """Vectors keyed by (embedder id, text hash) in SQLite, so unchanged text is never
-    embedded twice, even across rebuilds or after a killed ingest."""
+    embedded twice, even across rebuilds or after a killed ingest. Text analyses (BM25
+    tokens, content terms) are kept the same way, so a new generation re-analyses only
+    the chunks that changed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -241,7 +244,32 @@ class EmbeddingCache:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS vec (embedder TEXT, hash TEXT, v BLOB, PRIMARY KEY (embedder, hash))"
             )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS analysis (kind TEXT, hash TEXT, v TEXT, PRIMARY KEY (kind, hash))"
+            )
         return self._db
+
+    def analyse(self, kind: str, texts: list[str], analyse) -> list[list[str]]:
+        """``analyse(text)`` for each text (a list of strings), from the cache where it was
+        done before under the same ``kind`` (which names the analyser and its version)."""
+        keys = [self.key(t) for t in texts]
+        found: dict[str, list[str]] = {}
+        for i in range(0, len(keys), 500):
+            part = list(dict.fromkeys(keys[i:i + 500]))
+            rows = self.db.execute(
+                f"SELECT hash, v FROM analysis WHERE kind = ? AND hash IN ({','.join('?' * len(part))})",
+                [kind, *part],
+            ).fetchall()
+            found.update({h: json.loads(v) for h, v in rows})
+        new = {}
+        for text, key in zip(texts, keys):
+            if key not in found:
+                found[key] = new[key] = analyse(text)
+        if new:
+            self.db.executemany("INSERT OR REPLACE INTO analysis VALUES (?, ?, ?)",
+                                [(kind, k, json.dumps(v, ensure_ascii=False)) for k, v in new.items()])
+            self.db.commit()
+        return [found[k] for k in keys]
 
     @staticmethod
     def key(text: str) -> str:

@@ -20,7 +20,7 @@ from ingest.store import (
     INDEX_FORMAT, IndexReader, IndexError_, Manifest, StoreSpec, chroma_client, collection_name, current_generation,
     load_chunks, prune_generations, save_chunks, switch_current,
 )
-from ingest.terms import TermExtractor, TermVectors
+from ingest.terms import TERMS_ID, TermExtractor, TermVectors
 from ingest.tokenize import TOKENIZER_ID, JapaneseTokenizer
 from ingest.types import Chunk
 
@@ -177,11 +177,11 @@ class Indexer:
         try:
             dim = self._write_vectors(gen_dir, generation, chunks, cache, report, progress)
             self._write_terms(gen_dir, chunks, cache, report, progress)
+            progress("bm25", 0, 1)
+            self._write_bm25(gen_dir, chunks, cache)
+            progress("bm25", 1, 1)
         finally:
             cache.close()
-        progress("bm25", 0, 1)
-        self._write_bm25(gen_dir, chunks)
-        progress("bm25", 1, 1)
         save_chunks(gen_dir / "chunks.jsonl", chunks)
         per_file = Counter(c.source for c in chunks)
         Manifest(
@@ -244,7 +244,9 @@ class Indexer:
                      progress: Progress) -> None:
         """Vectors of the chunks' content terms, so that answering never embeds a passage's
         terms (most of an answer's time before)."""
-        terms = TermVectors.distinct_terms(chunks, self.extractor)
+        per_chunk = cache.analyse(TERMS_ID, [c.text for c in chunks],
+                                  lambda text: [t.text for t in self.extractor.terms(text)])
+        terms = list(dict.fromkeys(t for chunk_terms in per_chunk for t in chunk_terms))
         done = 0
         progress("terms", 0, len(terms))
 
@@ -258,11 +260,12 @@ class Indexer:
         report.term_embeddings_computed = embeddings.computed_queries
         progress("terms", len(terms), len(terms))
 
-    def _write_bm25(self, gen_dir: Path, chunks: list[Chunk]) -> None:
+    def _write_bm25(self, gen_dir: Path, chunks: list[Chunk], cache: EmbeddingCache) -> None:
         import bm25s
 
         retriever = bm25s.BM25()
-        corpus_tokens = self.tokenizer.tokens_many([c.embed_text() for c in chunks])
+        # Tokens of unchanged chunks come from the cache: Sudachi was a third of a 100k-chunk ingest.
+        corpus_tokens = cache.analyse(TOKENIZER_ID, [c.embed_text() for c in chunks], self.tokenizer.tokens)
         # bm25s cannot index an empty corpus; a one-token placeholder keeps the files valid.
         retriever.index(corpus_tokens or [["\x00"]], show_progress=False)
         retriever.save(str(gen_dir / "bm25"))

@@ -7,6 +7,7 @@ computed there once (``TermVectors``) instead of on every question.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -16,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from ingest.tokenize import JapaneseTokenizer
-from ingest.types import Chunk
 
 # Words that say nothing about the topic of a question about this plan.
 GENERIC_TERMS = frozenset("""
@@ -90,16 +90,17 @@ def _is_kanji(ch: str) -> bool:
 
 
 
+# Names the extraction rules and word lists, so an analysis cached under an older version
+# is not reused (bump the number when the rules in TermExtractor change).
+TERMS_ID = "terms-v1-" + hashlib.sha256(" ".join(sorted(GENERIC_TERMS | EN_STOP)).encode("utf-8")).hexdigest()[:8]
+
+
 class TermVectors:
     """Query-mode vectors of every content term of the indexed chunks, saved with the
     index generation (``terms.json`` + ``terms.npy``)."""
 
     def __init__(self, vectors: dict[str, np.ndarray]) -> None:
         self.vectors = vectors
-
-    @staticmethod
-    def distinct_terms(chunks: list[Chunk], extractor: TermExtractor) -> list[str]:
-        return list(dict.fromkeys(t.text for c in chunks for t in extractor.terms(c.text)))
 
     @classmethod
     def build(cls, terms: list[str], embed_queries) -> "TermVectors":

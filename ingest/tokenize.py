@@ -91,6 +91,3 @@ class JapaneseTokenizer:
                 if len(kanji) >= 2:
                     out.extend(kanji)
         return out
-
-    def tokens_many(self, texts: list[str]) -> list[list[str]]:
-        return [self.tokens(t) for t in texts]

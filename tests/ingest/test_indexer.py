@@ -24,7 +24,7 @@ from ingest.indexer import IngestBusy
 from ingest.loaders import load_file
 from ingest.sources import load_sources
 from ingest.store import INDEX_FORMAT, IndexCorrupt, IndexMismatch, IndexMissing, IndexReader, Manifest, current_generation
-from ingest.terms import TermExtractor, TermVectors
+from ingest.terms import TermExtractor
 from ingest.tokenize import TOKENIZER_ID, JapaneseTokenizer
 
 VISION = "kushiro-nemuro-vision.txt"
@@ -73,7 +73,8 @@ def test_first_ingest_embeds_every_chunk(tmp_path: Path, make_settings) -> None:
         {VISION: sha}, {VISION: 43}, {})
 
     # Every content term of the chunks has its query-mode vector in the generation.
-    terms = TermVectors.distinct_terms(chunks, TermExtractor(JapaneseTokenizer()))
+    extractor = TermExtractor(JapaneseTokenizer())
+    terms = list(dict.fromkeys(t.text for c in chunks for t in extractor.terms(c.text)))
     assert (manifest.format, report.term_embeddings_computed, len(reader.term_vectors)) == (
         INDEX_FORMAT, len(terms), len(terms))
     assert len(terms) > 200 and {"蝦夷鹿", "観光"} <= set(reader.term_vectors)
@@ -131,6 +132,33 @@ def test_a_new_word_gets_its_term_vector_and_nothing_else_is_embedded(fresh_sett
     report = indexer.run()
     assert (report.updated, report.embeddings_computed, report.term_embeddings_computed) == (1, 1, 1)
     assert "ジビエ" in _reader(fresh_settings).term_vectors
+
+
+def test_a_new_generation_analyses_only_the_changed_chunk(fresh_settings, tmp_path: Path, make_settings,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    indexer = build_indexer(fresh_settings)
+    indexer.run()
+    path = fresh_settings.corpus_dir / VISION
+    path.write_text(path.read_text(encoding="utf-8").replace("エゾシカの有効活用の促進", "エゾシカの有効活用の一層の促進"),
+                    encoding="utf-8")
+    tokenized, extracted = [], []
+    tokens, terms = indexer.tokenizer.tokens, indexer.extractor.terms
+    monkeypatch.setattr(indexer.tokenizer, "tokens", lambda text, stop=frozenset(): tokenized.append(text) or
+                        tokens(text, stop))
+    monkeypatch.setattr(indexer.extractor, "terms", lambda text: extracted.append(text) or terms(text))
+    assert indexer.run().updated == 1
+    assert [t.split("\n")[-1] for t in tokenized] == extracted == [DEER_EDITED]
+
+    # The same index as one analysed from scratch (no cache at all).
+    monkeypatch.undo()
+    scratch = make_settings(corpus_dir=fresh_settings.corpus_dir, data_dir=tmp_path / "scratch")
+    build_indexer(scratch).run()
+    query = [JapaneseTokenizer().tokens("鹿肉の地域ブランド化")]
+    cached, fresh = _reader(fresh_settings), _reader(scratch)
+    for a, b in zip(cached.bm25.retrieve(query, k=10, show_progress=False), fresh.bm25.retrieve(query, k=10,
+                                                                                             show_progress=False)):
+        np.testing.assert_array_equal(a, b)
+    assert cached.term_vectors.keys() == fresh.term_vectors.keys()
 
 
 def test_an_index_of_the_older_format_is_rebuilt_from_the_cache(fresh_settings) -> None:
