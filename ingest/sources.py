@@ -34,10 +34,14 @@ class SourceMeta:
         return {k: v for k, v in fields.items() if v}
 
 
+class SourcesError(ValueError):
+    """``sources.toml`` cannot be used; the message names the file and the problem."""
+
+
 def load_sources(corpus_dir: Path) -> dict[str, SourceMeta]:
     """Read ``corpus_dir/sources.toml`` into ``{file: SourceMeta}``.
 
-    A missing manifest gives an empty dict. A malformed one raises ValueError naming the
+    A missing manifest gives an empty dict. A malformed one raises SourcesError naming the
     file and the problem, so a typo is never silently ignored.
     """
     path = corpus_dir / MANIFEST
@@ -46,22 +50,22 @@ def load_sources(corpus_dir: Path) -> dict[str, SourceMeta]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+        raise SourcesError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: invalid TOML: {exc}") from exc
+        raise SourcesError(f"{path}: invalid TOML: {exc}") from exc
 
     unknown = sorted(set(data) - {"source"})
     if unknown:
-        raise ValueError(f"{path}: unknown top-level key(s) {unknown}; expected [[source]] tables")
+        raise SourcesError(f"{path}: unknown top-level key(s) {unknown}; expected [[source]] tables")
     tables = data.get("source", [])
     if not isinstance(tables, list):
-        raise ValueError(f"{path}: 'source' must be an array of tables, written [[source]]")
+        raise SourcesError(f"{path}: 'source' must be an array of tables, written [[source]]")
 
     out: dict[str, SourceMeta] = {}
     for n, table in enumerate(tables, start=1):
         meta = _parse_entry(path, n, table)
         if meta.file in out:
-            raise ValueError(f"{path}: [[source]] #{n}: file {meta.file!r} is listed twice")
+            raise SourcesError(f"{path}: [[source]] #{n}: file {meta.file!r} is listed twice")
         out[meta.file] = meta
     return out
 
@@ -69,23 +73,23 @@ def load_sources(corpus_dir: Path) -> dict[str, SourceMeta]:
 def _parse_entry(path: Path, n: int, table: object) -> SourceMeta:
     where = f"{path}: [[source]] #{n}"
     if not isinstance(table, dict):
-        raise ValueError(f"{where}: must be a table")
+        raise SourcesError(f"{where}: must be a table")
     unknown = sorted(set(table) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}")
+        raise SourcesError(f"{where}: unknown key(s) {unknown}")
     for key in _REQUIRED:
         if key not in table:
-            raise ValueError(f"{where}: missing required key {key!r}")
+            raise SourcesError(f"{where}: missing required key {key!r}")
     for key, value in table.items():
         if not isinstance(value, str):
             # An unquoted date = 2024-03-01 parses as a TOML date, not a string.
-            raise ValueError(f"{where}: {key!r} must be a quoted string, got {type(value).__name__}")
+            raise SourcesError(f"{where}: {key!r} must be a quoted string, got {type(value).__name__}")
         if key in _REQUIRED and not value.strip():
-            raise ValueError(f"{where}: {key!r} is empty")
+            raise SourcesError(f"{where}: {key!r} is empty")
 
     file = PurePosixPath(table["file"].replace("\\", "/"))
     if file.is_absolute() or ".." in file.parts:
-        raise ValueError(f"{where}: file {table['file']!r} must be a path inside the corpus folder")
+        raise SourcesError(f"{where}: file {table['file']!r} must be a path inside the corpus folder")
     return SourceMeta(
         file=file.as_posix(),
         title=table["title"].strip(),

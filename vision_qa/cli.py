@@ -62,21 +62,28 @@ def run_ingest(settings, paths: list[Path] | None = None, rebuild: bool = False,
         return indexer.run(paths, rebuild=rebuild, progress=progress)
 
 
+def _print_problems(report) -> None:
+    for w in report.warnings:
+        typer.secho(f"warning: {w}", fg="yellow", err=True)
+    for e in report.errors:
+        typer.secho(f"error: {e}", fg="red", err=True)
+
+
 @app.command()
 def ingest(paths: list[Path] = typer.Argument(None, help="files or folders (default: the corpus folder)"),
            rebuild: bool = typer.Option(False, "--rebuild", help="rebuild from scratch (embeddings stay cached)")):
     """Index the corpus into Chroma + BM25 (incremental; only changed text is embedded)."""
     from ingest.indexer import IngestBusy
+    from ingest.sources import SourcesError
 
     settings = _settings()
     try:
         report = run_ingest(settings, paths or None, rebuild)
     except (IngestBusy, FileNotFoundError) as exc:
         _fail(str(exc))
-    for w in report.warnings:
-        typer.secho(f"warning: {w}", fg="yellow", err=True)
-    for e in report.errors:
-        typer.secho(f"error: {e}", fg="red", err=True)
+    except SourcesError as exc:
+        _fail(f"{exc} (nothing was indexed; the current index is kept)", code=2)
+    _print_problems(report)
     state = "unchanged, nothing to do" if report.noop else f"generation {report.generation}"
     typer.echo(
         f"files: {report.files}  chunks: {report.chunks}  added: {report.added}  updated: {report.updated}  "
@@ -169,10 +176,27 @@ def draft(file: Optional[Path] = typer.Argument(None, help="the inquiry text fil
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(7860)):
     """Ingest if needed, then serve the chat on http://HOST:PORT."""
+    from assistant.build import store_spec
+    from ingest.embedders import make_embedder
+    from ingest.indexer import IngestBusy
+    from ingest.sources import SourcesError
+    from ingest.store import IndexError_, IndexReader
+
     settings = _settings()
-    report = run_ingest(settings)
-    if not report.noop:
-        typer.echo(f"indexed {report.chunks} chunks ({report.embeddings_computed} embedded) in {report.seconds:.1f}s")
+    try:
+        report = run_ingest(settings)
+    except (IngestBusy, SourcesError) as exc:
+        # The chat can still answer from the index there is; without one there is nothing to serve.
+        try:
+            IndexReader(store_spec(settings), make_embedder(settings.embedder_spec()).id)
+        except IndexError_ as missing:
+            _fail(f"{exc}; and {missing}", code=2)
+        typer.secho(f"warning: {exc}; serving the current index", fg="yellow", err=True)
+    else:
+        _print_problems(report)
+        if not report.noop:
+            typer.echo(f"indexed {report.chunks} chunks ({report.embeddings_computed} embedded) "
+                       f"in {report.seconds:.1f}s")
     from ui.app import create_app_from_settings
     from ui.launch import launch
 

@@ -66,3 +66,38 @@ def test_a_missing_path_is_an_error(invoke, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.splitlines()[-1] == f"error: {missing}: no such file or folder"
+
+
+def test_a_broken_sources_toml_is_a_clear_error_and_keeps_the_index(invoke, fresh_settings) -> None:
+    assert invoke("ingest").exit_code == 0
+    generation = current_generation(store_spec(fresh_settings))
+    manifest = fresh_settings.corpus_dir / "sources.toml"
+    manifest.write_text(manifest.read_text(encoding="utf-8") + "\nこれは TOML ではない\n", encoding="utf-8")
+    result = invoke("ingest")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip().startswith(f"error: {manifest}: invalid TOML: ")
+    assert result.stderr.rstrip().endswith("(nothing was indexed; the current index is kept)")
+    assert current_generation(store_spec(fresh_settings)) == generation
+
+
+def test_serve_answers_from_the_current_index_when_the_ingest_cannot_run(invoke, fresh_settings,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui.launch
+
+    launched = []
+    monkeypatch.setattr(ui.launch, "launch", lambda demo, host, port: launched.append((host, port)))
+    manifest = fresh_settings.corpus_dir / "sources.toml"
+    broken = manifest.read_text(encoding="utf-8") + "\n[[source\n"
+
+    manifest.write_text(broken, encoding="utf-8")  # no index yet: nothing to serve
+    result = invoke("serve")
+    assert result.exit_code == 2 and launched == []
+    assert "invalid TOML" in result.stderr and "run `vision-qa ingest` first" in result.stderr
+
+    manifest.write_text(broken.replace("\n[[source\n", "\n"), encoding="utf-8")
+    assert invoke("ingest").exit_code == 0
+    manifest.write_text(broken, encoding="utf-8")
+    result = invoke("serve", "--port", "7999")
+    assert result.exit_code == 0, result.output
+    assert "invalid TOML" in result.stderr and "serving the current index" in result.stderr
+    assert launched == [("127.0.0.1", 7999)]
