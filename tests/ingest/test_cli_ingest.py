@@ -82,10 +82,11 @@ def test_a_broken_sources_toml_is_a_clear_error_and_keeps_the_index(invoke, fres
 
 def test_serve_answers_from_the_current_index_when_the_ingest_cannot_run(invoke, fresh_settings,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import ui.launch
+    import importlib
 
     launched = []
-    monkeypatch.setattr(ui.launch, "launch", lambda demo, host, port: launched.append((host, port)))
+    monkeypatch.setattr(importlib.import_module("ui.launch"), "launch",
+                        lambda demo, host, port: launched.append((host, port)))
     manifest = fresh_settings.corpus_dir / "sources.toml"
     broken = manifest.read_text(encoding="utf-8") + "\n[[source\n"
 
