@@ -311,18 +311,9 @@ class CachedEmbeddings(Embeddings):
         self.on_batch = on_batch  # progress callback: number of texts done
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        found = self.cache.get_many(self.embedder.id, texts)
-        missing = list(dict.fromkeys(t for t in texts if EmbeddingCache.key(t) not in found))
-        step = self.embedder.batch_size
-        for i in range(0, len(missing), step):
-            batch = missing[i:i + step]
-            vectors = self.embedder.embed_documents(batch)
-            self.cache.put_many(self.embedder.id, batch, vectors)
-            found.update({EmbeddingCache.key(t): v for t, v in zip(batch, vectors)})
-            self.computed += len(batch)
-            if self.on_batch:
-                self.on_batch(len(batch))
-        return [found[EmbeddingCache.key(t)] for t in texts]
+        vectors, computed = self._cached(self.embedder.id, texts, self.embedder.embed_documents, self.on_batch)
+        self.computed += computed
+        return vectors
 
     def embed_query(self, text: str) -> list[float]:
         return self.embedder.embed_query(text)
@@ -330,16 +321,21 @@ class CachedEmbeddings(Embeddings):
     def embed_queries(self, texts: list[str], on_batch=None) -> list[list[float]]:
         """Query-mode vectors (the terms of the chunks), cached apart from passage vectors:
         e5 embeds the same text differently as a query."""
-        key = self.embedder.id + "|query"
+        vectors, computed = self._cached(self.embedder.id + "|query", texts, self.embedder.embed_queries, on_batch)
+        self.computed_queries += computed
+        return vectors
+
+    def _cached(self, key: str, texts: list[str], embed, on_batch) -> tuple[list[list[float]], int]:
+        """``embed`` (in batches) only the texts the cache lacks under ``key``; the vectors of
+        all texts, and how many were embedded."""
         found = self.cache.get_many(key, texts)
         missing = list(dict.fromkeys(t for t in texts if EmbeddingCache.key(t) not in found))
         step = self.embedder.batch_size
         for i in range(0, len(missing), step):
             batch = missing[i:i + step]
-            vectors = self.embedder.embed_queries(batch)
+            vectors = embed(batch)
             self.cache.put_many(key, batch, vectors)
             found.update({EmbeddingCache.key(t): v for t, v in zip(batch, vectors)})
-            self.computed_queries += len(batch)
             if on_batch:
                 on_batch(len(batch))
-        return [found[EmbeddingCache.key(t)] for t in texts]
+        return [found[EmbeddingCache.key(t)] for t in texts], len(missing)
