@@ -106,31 +106,27 @@ class EvidenceJudge:
         return [t for t in dict.fromkeys(terms) if t not in self._indexed and t not in self._term_vectors]
 
     def remember(self, terms: list[str], vectors) -> None:
-        """Vectors embedded elsewhere (with the query, in one batch)."""
-        if len(self._term_vectors) > MAX_CACHED_TERMS:
+        """Vectors of terms, embedded here or with the query in one batch."""
+        if len(self._term_vectors) > MAX_CACHED_TERMS:  # a long-running server meets endless new words
             self._term_vectors.clear()
         for t, v in zip(terms, vectors):
             self._term_vectors[t] = np.asarray(v, dtype=np.float32)
 
     def _embed_missing(self, terms: list[str]) -> None:
         """Embed the terms not known yet in one batch (one call instead of dozens)."""
-        todo = [t for t in dict.fromkeys(terms) if t not in self._term_vectors and t not in self._indexed]
+        todo = self.unknown(terms)
         if not todo:
             return
-        if len(self._term_vectors) > MAX_CACHED_TERMS:  # a long-running server meets endless new words
-            self._term_vectors.clear()
         embed_many = getattr(self.embeddings, "embed_queries", None)
-        vectors = embed_many(todo) if embed_many else [self.embeddings.embed_query(t) for t in todo]
-        for t, v in zip(todo, vectors):
-            self._term_vectors[t] = np.asarray(v, dtype=np.float32)
+        self.remember(todo, embed_many(todo) if embed_many else [self.embeddings.embed_query(t) for t in todo])
 
     def _vec(self, term: str) -> np.ndarray:
         v = self._indexed.get(term)
         if v is None:
             v = self._term_vectors.get(term)
         if v is None:
-            v = np.asarray(self.embeddings.embed_query(term), dtype=np.float32)
-            self._term_vectors[term] = v
+            self.remember([term], [self.embeddings.embed_query(term)])
+            v = self._term_vectors[term]
         return v
 
     def _terms_of(self, hit: Hit) -> list[str]:
