@@ -8,7 +8,7 @@ from typing import Iterator
 
 from assistant import logs, prompts
 from assistant.evidence import EvidenceJudge, strip_injection
-from assistant.extractive import ExtractiveAnswerer, make_citations, render_quotes
+from assistant.extractive import ExtractiveAnswerer, document_name, make_citations, render_quotes
 from assistant.query import FollowUpRewriter, TermExtractor, clean_question, clean_text, detect_language
 from assistant.retrieval import Bm25Retriever, CrossEncoderReranker, DenseRetriever, HybridRetriever
 from assistant.structure import StructureAnswerer
@@ -181,10 +181,8 @@ class Assistant:
         if direction is not None:
             heading, chunks = direction
             citations = make_citations(chunks)
-            title = chunks[0].title
-            document = "" if "ビジョン" in title else f"「{title}」"  # another file is not "the vision"
             lead = prompts.render("extractive", f"direction_{language}", section=heading, count=len(chunks),
-                                  document=document)
+                                  document=document_name({c.title for c in chunks}, language))
             return Answer(question, query, render_quotes(lead, citations), citations, False, "structure",
                           language, _structure_hits(chunks, hits))
         return None

@@ -78,11 +78,8 @@ class ExtractiveAnswerer:
         citations = make_citations([h.chunk for h in chosen], quotes)
         sections = {c.section[-1] for c in citations if c.section}
         section = sections.pop() if len(sections) == 1 and len(citations) > 0 else ""
-        titles = {c.title for c in citations}
-        document = ""
-        if any("ビジョン" not in t for t in titles):  # do not call another file "the vision"
-            document = f"「{titles.pop()}」" if len(titles) == 1 else ("資料" if language == "ja" else "The documents")
-        lead = prompts.render("extractive", f"lead_{language}", section=section, document=document)
+        lead = prompts.render("extractive", f"lead_{language}", section=section,
+                              document=document_name({c.title for c in citations}, language))
         return render_quotes(lead, citations), citations
 
     @staticmethod
@@ -93,6 +90,16 @@ class ExtractiveAnswerer:
             if label and label not in out:
                 out.append(label)
         return out[:n]
+
+
+def document_name(titles: set[str], language: str) -> str:
+    """How a lead names the quoted documents: empty for the vision itself (the template says
+    「ビジョン」), else the one title, or "the documents" for several."""
+    if all("ビジョン" in t for t in titles):  # do not call another file "the vision"
+        return ""
+    if len(titles) == 1:
+        return f"「{next(iter(titles))}」"
+    return "資料" if language == "ja" else "The documents"
 
 
 def _as_hit(chunk: Chunk, text: str) -> Hit:
