@@ -34,6 +34,7 @@ kushiro nemuro hokkaido you your i we our can could would should will say says s
 anything something doing do done much many more other others policy policies measures
 """.split())
 
+
 def detect_language(text: str) -> str:
     """'en' when the text is mostly Latin letters and has no kana or kanji, else 'ja'."""
     jp = sum(1 for ch in text if unicodedata.name(ch, "").startswith(("CJK", "HIRAGANA", "KATAKANA")))
@@ -86,8 +87,6 @@ class TermExtractor:
 
 def _is_kanji(ch: str) -> bool:
     return unicodedata.name(ch, "").startswith("CJK")
-
-
 
 
 # Names the extraction rules and word lists, so an analysis cached under an older version
