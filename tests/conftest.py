@@ -85,6 +85,21 @@ def loopback_only_network() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def offline_client_env():
+    """gradio_client builds huggingface_hub headers, which fetch an "agent harnesses"
+    registry from the Hub unless it is offline."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        try:
+            import huggingface_hub.constants as hf_constants
+        except ImportError:
+            pass
+        else:
+            mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+        yield
+
+
+@pytest.fixture(scope="session")
 def make_settings(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., object]:
     """Build ``Settings`` from keyword arguments only: ``VISION_QA_*`` variables and a
     ``vision-qa.toml`` of the developer's shell never leak in."""

@@ -49,17 +49,3 @@ def free_port():
             return s.getsockname()[1]
 
     return port
-
-
-@pytest.fixture(scope="session")
-def offline_client_env():
-    """gradio_client builds huggingface_hub headers, which look up the Hub unless offline."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        try:
-            import huggingface_hub.constants as hf_constants
-        except ImportError:
-            pass
-        else:
-            mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-        yield

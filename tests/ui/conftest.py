@@ -137,7 +137,7 @@ def _is_loopback(host) -> bool:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def block_outbound_network():
+def block_outbound_network(offline_client_env):
     """Refuse connections (and name look-ups) to anything but loopback, for each module.
 
     Module scope, so that servers a module starts are covered from their first byte.
@@ -170,15 +170,6 @@ def block_outbound_network():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-        # gradio_client builds huggingface_hub headers, which fetch an "agent harnesses"
-        # registry from the Hub unless it is offline.
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        try:
-            import huggingface_hub.constants as hf_constants
-        except ImportError:
-            pass
-        else:
-            mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
         mp.setattr(socket.socket, "connect", connect)
         mp.setattr(socket.socket, "connect_ex", connect_ex)
         mp.setattr(socket, "getaddrinfo", getaddrinfo)
