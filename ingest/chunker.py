@@ -8,7 +8,7 @@ from ingest.normalize import BULLET_MARKS, normalize_for_index
 from ingest.types import Chunk, LoadedDoc, Unit
 from ingest.vision import is_vision_layout, parse_vision
 
-CHUNKER_VERSION = "structure-v3"
+CHUNKER_VERSION = "structure-v4"  # v4: passages are embedded and indexed without their section path
 _SENTENCE = re.compile(r".+?(?:[。！？!?]+[」』）)]*|$)", re.S)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.tokenize import JapaneseTokenizer
+from ingest.tokenize import JapaneseTokenizer, is_kanji
 
 # Words that say nothing about the topic of a question about this plan.
 GENERIC_TERMS = frozenset("""
@@ -46,7 +46,16 @@ def detect_language(text: str) -> str:
 class Term:
     text: str  # normalized form
     proper: bool  # a proper noun (place, person, organisation)
-    reading: str = ""
+    reading: str = ""  # katakana (Sudachi's reading form)
+    surface: str = ""  # as written in the text
+    pos: str = ""  # Sudachi's part of speech (名詞, 動詞 …); English words: 名詞
+    pos3: str = ""  # its third level (副詞可能 for それぞれ, 今後 …)
+
+    @property
+    def topical(self) -> bool:
+        """A noun that can name a topic: not a verb of saying or doing, not an adverbial noun
+        (それぞれ, 以外)."""
+        return self.pos == "名詞" and self.pos3 != "副詞可能"
 
 
 class TermExtractor:
@@ -62,8 +71,8 @@ class TermExtractor:
             for i, w in enumerate(words):
                 if w.lower() in EN_STOP or len(w) < 3:
                     continue
-                out.append(Term(w.lower(), proper=w[0].isupper() and i > 0))
-            return list(dict.fromkeys(out))
+                out.append(Term(w.lower(), proper=w[0].isupper() and i > 0, surface=w, pos="名詞"))
+            return _unique(out)
         out = []
         prev_pos = ""
         for t in self.tokenizer.analyze(text):
@@ -73,25 +82,47 @@ class TermExtractor:
             prev_pos = t.pos
             if tail:
                 continue
-            if t.pos not in ("名詞", "動詞", "形容詞", "形状詞") or t.pos2 in ("非自立可能", "数詞", "助数詞"):
+            if t.pos not in ("名詞", "動詞", "形容詞", "形状詞") or t.pos2 in ("非自立可能", "数詞", "助数詞", "助動詞語幹"):
                 continue
             if t.norm in GENERIC_TERMS or t.surface in GENERIC_TERMS or len(t.norm) < 1:
                 continue
-            if len(t.norm) == 1 and not _is_kanji(t.norm):
+            if len(t.norm) == 1 and not is_kanji(t.norm):
                 continue
             # A country (ロシア) is context in a regional plan; another city or a person is
             # a different subject.
-            out.append(Term(t.norm, proper=t.pos2 == "固有名詞" and t.pos3 != "国"))
+            out.append(Term(t.norm, proper=t.pos2 == "固有名詞" and t.pos4 != "国", reading=t.reading,
+                            surface=t.surface, pos=t.pos, pos3=t.pos3))
+        return _unique(out)
+
+
+    def phrases(self, text: str, actions: bool = True) -> list[str]:
+        """The noun compounds of a text as written (Sudachi splits 再生可能エネルギー into three
+        words; a phrase joins runs of nouns and suffixes back together), without compounds made
+        only of generic words. ``actions=False`` also drops action nouns (推進, 整備, 拡大) at
+        a compound's end and compounds made only of them."""
+        out, run = [], []
+        for t in [*self.tokenizer.analyze(text), None]:
+            if t is not None and ((t.pos == "名詞" and t.pos2 != "数詞" and t.pos3 != "副詞可能")
+                                  or (t.pos in ("接尾辞", "形状詞") and run)):
+                run.append(t)
+                continue
+            while run and (run[-1].pos == "形状詞" or (not actions and run[-1].pos3.startswith("サ変") and len(run) > 1)):
+                run.pop()
+            if run and not all(x.norm in GENERIC_TERMS or (not actions and x.pos3.startswith("サ変")) for x in run):
+                out.append("".join(x.surface for x in run))
+            run = []
         return list(dict.fromkeys(out))
 
 
-def _is_kanji(ch: str) -> bool:
-    return unicodedata.name(ch, "").startswith("CJK")
+def _unique(terms: list[Term]) -> list[Term]:
+    """The first term of each normalized form, in order."""
+    seen: set[str] = set()
+    return [t for t in terms if not (t.text in seen or seen.add(t.text))]
 
 
 # Names the extraction rules and word lists, so an analysis cached under an older version
 # is not reused (bump the number when the rules in TermExtractor change).
-TERMS_ID = "terms-v1-" + hashlib.sha256(" ".join(sorted(GENERIC_TERMS | EN_STOP)).encode("utf-8")).hexdigest()[:8]
+TERMS_ID = "terms-v3-" + hashlib.sha256(" ".join(sorted(GENERIC_TERMS | EN_STOP)).encode("utf-8")).hexdigest()[:8]
 
 
 class TermVectors:

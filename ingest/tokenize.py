@@ -13,16 +13,20 @@ TOKENIZER_ID = "sudachi-core-A-normalized-kanji-v2"
 
 
 def is_kanji(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
+    """A CJK ideograph: the unified blocks, extension A, B and later, and compatibility forms."""
+    o = ord(ch)
+    return 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3134F
 
 
 @dataclass(frozen=True)
 class Token:
     surface: str
     norm: str  # Sudachi normalized form of the index-normalized text
-    pos: str  # top-level part of speech
-    pos2: str
-    pos3: str = ""
+    pos: str  # top-level part of speech (名詞)
+    pos2: str  # 固有名詞, 普通名詞, 数詞 …
+    pos3: str = ""  # 地名, 人名, 組織名, 助数詞 …
+    pos4: str = ""  # 一般, 国 …
+    reading: str = ""  # katakana reading (シレトコ)
 
 
 class JapaneseTokenizer:
@@ -55,8 +59,8 @@ class JapaneseTokenizer:
             self._local.tok = tok
         return tok
 
-    def _morphemes(self, text: str) -> Iterator[tuple[str, str, tuple[str, ...]]]:
-        """(surface, lower-cased normalized form, POS tuple) of each morpheme."""
+    def _sudachi(self, text: str):
+        """Sudachi's morphemes of the index form of ``text``, with cached POS tuples."""
         norm = normalize_for_index(text)
         tokenizer, pos_cache = self._tokenizer, self._pos
         # Sudachi refuses inputs over ~49k bytes; analyse long text in slices.
@@ -65,10 +69,16 @@ class JapaneseTokenizer:
                 pos = pos_cache.get(m.part_of_speech_id())
                 if pos is None:
                     pos = pos_cache[m.part_of_speech_id()] = m.part_of_speech()
-                yield m.surface(), m.normalized_form().lower(), pos
+                yield m, pos
+
+    def _morphemes(self, text: str) -> Iterator[tuple[str, str, tuple[str, ...]]]:
+        """(surface, lower-cased normalized form, POS tuple) of each morpheme."""
+        for m, pos in self._sudachi(text):
+            yield m.surface(), m.normalized_form().lower(), pos
 
     def analyze(self, text: str) -> list[Token]:
-        return [Token(surface, norm, pos[0], pos[1], pos[3]) for surface, norm, pos in self._morphemes(text)]
+        return [Token(m.surface(), m.normalized_form().lower(), pos[0], pos[1], pos[2], pos[3], m.reading_form())
+                for m, pos in self._sudachi(text)]
 
     def tokens(self, text: str, stop: frozenset[str] = frozenset()) -> list[str]:
         """BM25 terms: normalized forms without particles, auxiliaries or symbols, plus the

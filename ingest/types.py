@@ -60,10 +60,11 @@ class Chunk:
         return " › ".join(self.section)
 
     def embed_text(self) -> str:
-        """The text that is embedded and indexed: section path, then the passage."""
-        if not self.section:
-            return self.text
-        return f"{self.section_label}\n{self.text}"
+        """The text that is embedded and indexed: the passage alone. The section path stays in
+        the chunk (citations, answers and the relevance model use it), but embedded with every
+        bullet it made them look alike: on the dev questions the gold passage ranked first
+        for 78 % of questions with the text alone and for 75 % with the path."""
+        return self.text
 
     def to_dict(self) -> dict:
         return {

@@ -55,7 +55,7 @@ def test_pdf_docx_html_are_indexed_and_cited(fresh_settings):
     assert sorted(e.split(":")[0] for e in report.errors) == ["empty.txt", "fake.pdf"]
     assistant = build_assistant(fresh_settings)
     by_source = {}
-    for c in assistant.index.chunks:
+    for c in assistant.current().index.chunks:
         by_source.setdefault(c.source, []).append(c)
     assert len([c for c in by_source["kushiro-nemuro-vision.txt"] if c.kind == "bullet"]) == 27
 

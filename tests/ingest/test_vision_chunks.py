@@ -121,9 +121,10 @@ def test_quotes_keep_the_source_characters(doc: LoadedDoc, chunks: list[Chunk]) 
     assert doc.text[coal.start:coal.end] == "国内唯一の坑内掘炭鉱の保安の\n確保とＣО₂坑内埋め戻し技術の\n促進"
 
 
-def test_embed_text_leads_with_the_section_path(chunks: list[Chunk]) -> None:
+def test_embed_text_is_the_passage_and_the_section_path_stays_on_the_chunk(chunks: list[Chunk]) -> None:
     deer = next(c for c in chunks if c.text == DEER)
-    assert deer.embed_text() == f"{ROOT_SECTION} › {D1}\n{DEER}"
+    assert deer.embed_text() == DEER
+    assert deer.section_label == f"{ROOT_SECTION} › {D1}"
     title = chunks[0]
     assert title.embed_text() == TITLE
 
