@@ -1,11 +1,14 @@
 """Wiring: settings → the whole pipeline, on one screen."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.core import Assistant, AssistantConfig
+from assistant.relevance import Calibration
 from ingest.embedders import make_embedder
 from ingest.indexer import Indexer
+from ingest.sources import SourcesError, load_sources
 from ingest.store import StoreSpec
 from ingest.tokenize import JapaneseTokenizer
 
@@ -24,15 +27,27 @@ def build_indexer(settings: "Settings", embedder=None, tokenizer: JapaneseTokeni
     )
 
 
-def build_assistant(settings: "Settings", retrieval_mode: str = "hybrid", embedder=None) -> Assistant:
-    """Embedder → index reader → hybrid retriever (→ reranker) → extractive or LLM answers."""
+def issuers(corpus_dir) -> dict[str, str]:
+    """source → issuer from the corpus's sources.toml (an unreadable manifest names none)."""
+    try:
+        return {s.file: s.issuer for s in load_sources(Path(corpus_dir)).values() if s.issuer}
+    except SourcesError:
+        return {}
+
+
+def build_assistant(settings: "Settings", retrieval_mode: str = "hybrid", embedder=None,
+                    calibration: Calibration | None = None) -> Assistant:
+    """Embedder → index reader → hybrid retriever (→ reranker) → graded coverage →
+    extractive or LLM answers."""
     embedder = embedder or make_embedder(settings.embedder_spec())
     config = AssistantConfig(
         retrieve_k=settings.retrieve_k, top_k=settings.top_k, rrf_k=settings.rrf_k, retrieval_mode=retrieval_mode,
         reranker_model=settings.reranker_model, max_question_chars=settings.max_question_chars,
         max_inquiry_chars=settings.max_inquiry_chars, guard_mode=settings.guard_mode, llm_model=settings.llm_model,
-        log_questions=settings.log_inquiries,
+        log_questions=settings.log_inquiries, contact=settings.contact_text,
     )
+    if calibration is None and settings.calibration_file:
+        calibration = Calibration.load(Path(settings.calibration_file))
     tokenizer = JapaneseTokenizer()
     llm = rewriter = None
     if settings.llm_enabled:
@@ -43,4 +58,25 @@ def build_assistant(settings: "Settings", retrieval_mode: str = "hybrid", embedd
                                settings.llm_timeout_s, settings.llm_temperature)
         llm = LlmAnswerer(chat, FidelityGuard(tokenizer, mode=settings.guard_mode))
         rewriter = LlmRewriter(chat)
-    return Assistant(store_spec(settings), embedder, config, tokenizer=tokenizer, llm=llm, rewriter=rewriter)
+    return Assistant(store_spec(settings), embedder, config, tokenizer=tokenizer, calibration=calibration,
+                     issuers=issuers(settings.corpus_dir), llm=llm, rewriter=rewriter)
+
+
+def run_ingest(settings, paths: list[Path] | None = None, rebuild: bool = False, quiet: bool = False):
+    """Ingest with a progress bar on stderr; returns the report."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    indexer = build_indexer(settings)
+    console = Console(stderr=True)
+    labels = {"read": "ファイル読込", "embed": "埋め込み", "terms": "語句ベクトル", "bm25": "BM25索引"}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=quiet, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=max(total, 1))
+            bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+        return indexer.run(paths, rebuild=rebuild, progress=progress)

@@ -1,18 +1,26 @@
-"""Formal reply drafts for municipal staff: one section per sub-question, quotes cited,
-and the points the plan does not cover listed as 要確認事項."""
+"""Formal reply drafts for municipal staff.
+
+The reply is only what goes to the resident: one section per sub-question with the plan's
+words quoted and numbered, and a closing 出典 list that resolves every [n]. What staff must
+check before sending (the points the plan does not cover, and the specifics it does not
+state) is a separate list, never part of the reply.
+"""
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from assistant import prompts
-from assistant.query import clean_question
-from assistant.types import Citation, Draft, DraftPoint
+from assistant.query import clean_question, refers_back
+from assistant.sentences import sentences
+from assistant.structure import Outline
+from assistant.types import Answer, Citation, Draft, DraftPoint, Message
+from ingest.types import Chunk
 
 if TYPE_CHECKING:
-    from assistant.core import Assistant
-    from assistant.types import Answer
+    from assistant.llm import LlmAnswerer
 
 # Greetings and sign-offs carry no question.
 _COURTESY = re.compile(
@@ -27,71 +35,96 @@ _ENUM = re.compile(r"^\s*(?:[0-9０-９]+[.．、)）]|[（(][0-9０-９]+[)）]
 
 def split_inquiry(inquiry: str) -> list[str]:
     """The sub-questions of an inquiry: sentences or list items that ask something."""
-    pieces: list[str] = []
-    for line in inquiry.splitlines():
-        line = _ENUM.sub("", line).strip()
-        pieces.extend(s.strip() for s in re.findall(r"[^。？?！!]+[。？?！!]*", line) if s.strip())
+    pieces = [s for line in inquiry.splitlines() for s in sentences(_ENUM.sub("", line))]
     questions = [p for p in pieces if _ASKS.search(p) and not _COURTESY.search(p)]
     return questions or ([inquiry.strip()] if inquiry.strip() else [])
 
 
+def sources_list(citations: list[Citation]) -> str:
+    """The closing 出典 list of a reply: each [n] resolved to the document and its section."""
+    lines = [prompts.render("draft", "sources_heading")]
+    for c in citations:
+        where = c.label
+        page = f"（{c.page}ページ）" if c.page else ""
+        lines.append(prompts.render("draft", "source_line", n=c.n, title=c.title, where=where, page=page))
+    return "\n".join(lines)
+
+
 class DraftWriter:
-    def __init__(self, assistant: "Assistant") -> None:
-        self.assistant = assistant
+    """``ask`` answers one sub-question given the earlier ones (from one index generation),
+    so 「これらの事業の予算は？」 is read about the points before it; ``chunk`` looks a cited
+    passage up for the LLM variant."""
+
+    def __init__(self, *, ask: Callable[[str, list[Message]], Answer], llm: "LlmAnswerer | None",
+                 chunk: Callable[[str], Chunk | None],
+                 outline: Outline, max_inquiry_chars: int, max_question_chars: int) -> None:
+        self.ask = ask
+        self.llm = llm
+        self.chunk = chunk
+        self.outline = outline
+        self.max_inquiry_chars = max_inquiry_chars
+        self.max_question_chars = max_question_chars
 
     def write(self, inquiry: str) -> Draft:
         t0 = time.perf_counter()
-        inquiry = clean_question(inquiry, self.assistant.cfg.max_inquiry_chars)
+        inquiry = clean_question(inquiry, self.max_inquiry_chars)
         points: list[DraftPoint] = []
         citations: list[Citation] = []
         by_chunk: dict[str, int] = {}
         sections = [prompts.render("draft", "opening")]
         uncovered: list[str] = []
         questions = split_inquiry(inquiry)
-        asked = [pair for q in questions[:MAX_POINTS] for pair in self._ask_parts(q)]
+        asked: list[tuple[str, Answer]] = []
+        for q in questions[:MAX_POINTS]:
+            asked += self._ask_parts(q, [{"role": "user", "content": p} for p, _ in asked])
         for i, (question, answer) in enumerate(asked, start=1):
             numbered = []
-            for c in answer.citations:  # one number per passage across the whole draft
+            shown = answer.citations if answer.coverage != "none" else []
+            for c in shown:  # one number per passage across the whole draft
                 if c.chunk_id not in by_chunk:
                     by_chunk[c.chunk_id] = len(citations) + 1
-                    citations.append(Citation(by_chunk[c.chunk_id], c.chunk_id, c.source, c.title, c.section,
-                                              c.quote, c.page))
+                    citations.append(Citation(n=by_chunk[c.chunk_id], chunk_id=c.chunk_id, source=c.source,
+                                              title=c.title, section=c.section, quote=c.quote, page=c.page,
+                                              label=c.label))
                 numbered.append(citations[by_chunk[c.chunk_id] - 1])
-            points.append(DraftPoint(question, answer, [c.n for c in numbered]))
-            if answer.abstained:
+            points.append(DraftPoint(question=question, answer=answer, numbers=[c.n for c in numbered]))
+            if answer.coverage == "none":
                 uncovered.append(question)
-            sections.append(prompts.render("draft", "point", number=i, question=question,
-                                           covered=not answer.abstained, citations=numbered))
+            elif answer.coverage == "related":
+                uncovered.append(prompts.render("draft", "uncovered_related", question=answer.rewritten_query or question,
+                                                missing="、".join(answer.missing)))
+            sections.append(prompts.render("draft", "point", number=i, question=question, coverage=answer.coverage,
+                                           missing="、".join(answer.missing), citations=numbered))
         uncovered += questions[MAX_POINTS:]
         sections.append(prompts.render("draft", "closing"))
-        if uncovered:
-            sections.append(prompts.render("draft", "uncovered_heading") + "\n"
-                            + "\n".join(f"・{q}（要確認）" for q in uncovered))
-        sections.append(prompts.render("extractive", "attribution"))
-        draft = Draft(inquiry, "\n\n".join(sections), points, uncovered, citations, "extractive",
-                      {"total": (time.perf_counter() - t0) * 1000.0})
-        if self.assistant.llm is not None and citations:
+        if citations:
+            sections.append(sources_list(citations))
+        draft = Draft(inquiry=inquiry, text="\n\n".join(sections), points=points, uncovered=uncovered,
+                      citations=citations, mode="extractive", timings_ms={"total": _ms(t0)})
+        if self.llm is not None and citations:
             draft = self._llm_draft(draft, t0)
         return draft
 
-    def _ask_parts(self, question: str) -> list[tuple[str, "Answer"]]:
-        """Ask a sub-question; when the plan does not cover it and it joins two topics
-        (「エゾシカの活用と、その予算について」), ask each topic on its own, so the covered
-        one is answered and only the other goes to 要確認事項."""
-        answer = self.assistant.ask(question[: self.assistant.cfg.max_question_chars])
-        parts = [p for p in _JOINED.split(question) if p.strip()]
-        if not answer.abstained or len(parts) < 2:
-            return [(question, answer)]
-        return [(p, self.assistant.ask(p[: self.assistant.cfg.max_question_chars])) for p in parts]
+    def _ask_parts(self, question: str, history: list[Message]) -> list[tuple[str, Answer]]:
+        """Ask a sub-question. One that joins two topics (「エゾシカの活用と、その予算について」)
+        is asked part by part, so the covered part is answered and only the other goes to
+        要確認事項."""
+        parts = [p.strip() for p in _JOINED.split(question) if p.strip()] or [question]
+        out: list[tuple[str, Answer]] = []
+        for part in parts:
+            # Points of an inquiry are independent unless one refers back (これらの事業の予算は？).
+            turns = history + [{"role": "user", "content": p} for p, _ in out] if refers_back(part) else []
+            out.append((part, self.ask(part[: self.max_question_chars], turns)))
+        return out
 
     def _llm_draft(self, extractive: Draft, t0: float) -> Draft:
         """The LLM writes the prose from the same passages; the guard checks it. On any
         failure the extractive draft stands, with a note in its mode."""
         from assistant.llm import LlmUnavailable
 
-        chunks = [self.assistant.index.by_id[c.chunk_id] for c in extractive.citations]
+        chunks = [c for c in (self.chunk(c.chunk_id) for c in extractive.citations) if c is not None]
         try:
-            result = self.assistant.llm.draft(extractive.inquiry, chunks)
+            result = self.llm.draft(extractive.inquiry, chunks)
         except LlmUnavailable:
             extractive.mode = "extractive-fallback"
             return extractive
@@ -99,9 +132,10 @@ class DraftWriter:
             extractive.mode = "extractive-fallback"
             return extractive
         cited = [c for c in extractive.citations if c.n in result.cited]
-        text = result.text
-        if extractive.uncovered and "要確認事項" not in text:
-            text += "\n\n" + prompts.render("draft", "uncovered_heading") + "\n" + "\n".join(
-                f"・{q}（要確認）" for q in extractive.uncovered)
-        return Draft(extractive.inquiry, text, extractive.points, extractive.uncovered, cited, "llm",
-                     {"total": (time.perf_counter() - t0) * 1000.0})
+        text = result.text + "\n\n" + sources_list(cited)
+        return Draft(inquiry=extractive.inquiry, text=text, points=extractive.points, uncovered=extractive.uncovered,
+                     citations=cited, mode="llm", timings_ms={"total": _ms(t0)})
+
+
+def _ms(t: float) -> float:
+    return (time.perf_counter() - t) * 1000.0

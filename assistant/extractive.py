@@ -1,95 +1,39 @@
-"""Answers made only of verbatim quotes (the default, no LLM needed)."""
+"""Answers made only of verbatim quotes (the default, no LLM needed).
+
+The framing comes from templates and asserts nothing about the plan beyond what the quotes
+say: which section they are from (only when every quote is from it), what the plan does not
+state (for a related answer), and where to ask (when the plan is silent).
+"""
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 
 from assistant import prompts
-from assistant.evidence import EvidenceJudge
-from assistant.query import Term
-from assistant.types import Citation, Hit
-from ingest.normalize import normalize_for_index
+from assistant.coverage import Grade, Missing
+from assistant.matching import TermMatcher
+from assistant.question import Question
+from assistant.sentences import sentences
+from assistant.structure import Outline, Structural
+from assistant.types import Citation, Language
 from ingest.types import Chunk
 
-# A closing bracket after 。 belongs to the sentence it closes (〈…示しています。〉).
-_SENTENCES = re.compile(r"[^。！？!?]+[。！？!?]*[」』）)〉》】]*")
+
+@dataclass(frozen=True, kw_only=True)
+class Composed:
+    text: str
+    citations: list[Citation]
+    lead_section: str = ""
 
 
-def bigram_jaccard(a: str, b: str) -> float:
-    a, b = normalize_for_index(a), normalize_for_index(b)
-    ga = {a[i:i + 2] for i in range(len(a) - 1)}
-    gb = {b[i:i + 2] for i in range(len(b) - 1)}
-    return len(ga & gb) / len(ga | gb) if ga and gb else 0.0
-
-
-def make_citations(chunks: list[Chunk], quotes: list[str] | None = None) -> list[Citation]:
+def make_citations(chunks: list[Chunk], outline: Outline, quotes: list[str] | None = None) -> list[Citation]:
     quotes = quotes or [c.text for c in chunks]
-    return [Citation(n=i + 1, chunk_id=c.id, source=c.source, title=c.title, section=c.section, quote=q, page=c.page)
-            for i, (c, q) in enumerate(zip(chunks, quotes))]
+    return [Citation(n=i + 1, chunk_id=c.id, source=c.source, title=c.title, section=c.section, quote=q,
+                     page=c.page, label=outline.label(c)) for i, (c, q) in enumerate(zip(chunks, quotes))]
 
 
 def render_quotes(lead: str, citations: list[Citation]) -> str:
     lines = [lead] + [prompts.render("extractive", "quote_line", quote=c.quote, n=c.n) for c in citations]
     return "\n".join(lines)
-
-
-class ExtractiveAnswerer:
-    """Picks the passages that bear on the question, tightens them to the sentences that
-    matter, removes near-duplicates and frames them with a template lead."""
-
-    def __init__(self, judge: EvidenceJudge, max_quotes: int = 4, redundancy: float = 0.7) -> None:
-        self.judge = judge
-        self.max_quotes = max_quotes
-        self.redundancy = redundancy
-
-    def select(self, terms: list[Term], hits: list[Hit]) -> list[Hit]:
-        if not hits:
-            return []
-        matched = [{t for t in terms if self.judge.term_in(t, [h])} for h in hits]
-        best = max(len(m) for m in matched)
-        chosen = [hits[0]]
-        seen = set(matched[0])
-        for m, h in zip(matched[1:], hits[1:]):
-            # Keep a passage that matches as much as the best one, or that brings a term no
-            # chosen passage has (the second part of 「観光と移住」).
-            if best > 0 and (len(m) == best or (m - seen and len(m) >= max(1, best / 2))):
-                chosen.append(h)
-                seen |= m
-            elif best == 0 and h.ranks.get("dense", 99) <= 2 and h.ranks.get("bm25", 99) <= 2:
-                chosen.append(h)
-        out: list[Hit] = []
-        for h in chosen:
-            if all(bigram_jaccard(h.chunk.text, o.chunk.text) < self.redundancy for o in out):
-                out.append(h)
-        return out[: self.max_quotes]
-
-    def tighten(self, chunk: Chunk, terms: list[Term]) -> str:
-        """The shortest run of the chunk's sentences that still holds every matched term."""
-        sentences = _SENTENCES.findall(chunk.text)
-        if len(sentences) < 2 or not terms:
-            return chunk.text
-        keep = [i for i, s in enumerate(sentences) if any(self.judge.term_in(t, [_as_hit(chunk, s)]) for t in terms)]
-        if not keep:
-            return chunk.text
-        return "".join(sentences[keep[0]: keep[-1] + 1]).strip()
-
-    def answer(self, terms: list[Term], hits: list[Hit], language: str) -> tuple[str, list[Citation]]:
-        chosen = self.select(terms, hits)
-        quotes = [self.tighten(h.chunk, terms) for h in chosen]
-        citations = make_citations([h.chunk for h in chosen], quotes)
-        sections = {c.section[-1] for c in citations if c.section}
-        section = sections.pop() if len(sections) == 1 and len(citations) > 0 else ""
-        lead = prompts.render("extractive", f"lead_{language}", section=section,
-                              document=document_name({c.title for c in citations}, language))
-        return render_quotes(lead, citations), citations
-
-    @staticmethod
-    def suggestions(hits: list[Hit], n: int = 3) -> list[str]:
-        out: list[str] = []
-        for h in hits:
-            label = h.chunk.section_label
-            if label and label not in out:
-                out.append(label)
-        return out[:n]
 
 
 def document_name(titles: set[str], language: str) -> str:
@@ -102,7 +46,49 @@ def document_name(titles: set[str], language: str) -> str:
     return "資料" if language == "ja" else "The documents"
 
 
-def _as_hit(chunk: Chunk, text: str) -> Hit:
-    sub = Chunk(id=f"{chunk.id}:{abs(hash(text))}", text=text, source=chunk.source, title=chunk.title, section=(),
-                start=chunk.start, end=chunk.end, kind=chunk.kind, order=chunk.order)
-    return Hit(sub, 0.0, "sentence")
+class ExtractiveAnswerer:
+    def tighten(self, chunk: Chunk, question: Question, matcher: TermMatcher) -> str:
+        """The shortest run of the chunk's sentences that still holds every matched term."""
+        parts = sentences(chunk.text)
+        if len(parts) < 2 or not question.terms:
+            return chunk.text
+        probe = [Chunk(id=f"{chunk.id}#{i}", text=s, source=chunk.source, title=chunk.title, section=(),
+                       start=chunk.start, end=chunk.end, kind=chunk.kind, order=chunk.order)
+                 for i, s in enumerate(parts)]
+        keep = [i for i, p in enumerate(probe) if any(matcher.found(t, p) for t in question.terms)]
+        if not keep:
+            return chunk.text
+        start = chunk.text.find(parts[keep[0]])
+        end = chunk.text.find(parts[keep[-1]], start) + len(parts[keep[-1]])
+        return chunk.text[start:end] if start >= 0 and end > start else chunk.text
+
+    def compose(self, grade: Grade, question: Question, matcher: TermMatcher, outline: Outline,
+                language: Language, contact: str) -> Composed:
+        """``contact``: where to ask when the plan is silent."""
+        if grade.coverage == "none":
+            citations = make_citations([h.chunk for h in grade.nearest], outline)
+            lead = prompts.render("extractive", f"none_{language}", contact=contact, nearest=bool(citations))
+            return Composed(text=render_quotes(lead, citations) if citations else lead, citations=citations)
+        chunks = [h.chunk for h in grade.passages]
+        citations = make_citations(chunks, outline, [self.tighten(c, question, matcher) for c in chunks])
+        sections = {c.section for c in citations}
+        section = outline.label(chunks[0]) if len(sections) == 1 and chunks[0].section else ""
+        document = document_name({c.title for c in citations}, language)
+        if grade.coverage == "related":
+            lead = prompts.render("extractive", f"related_{language}", missing=_missing_phrases(grade.missing, language),
+                                  section=section, document=document)
+        else:
+            lead = prompts.render("extractive", f"lead_{language}", section=section, document=document)
+        return Composed(text=render_quotes(lead, citations), citations=citations, lead_section=section)
+
+    def compose_structure(self, found: Structural, outline: Outline, language: Language) -> Composed:
+        citations = make_citations(found.chunks, outline)
+        document = document_name({c.title for c in citations}, language)
+        section = outline.label(found.chunks[0]) if found.kind == "direction" else ""
+        lead = prompts.render("extractive", f"{found.kind}_{language}", section=section, count=len(citations),
+                              document=document, issuer=found.issuer)
+        return Composed(text=render_quotes(lead, citations), citations=citations, lead_section=section)
+
+
+def _missing_phrases(missing: list[Missing], language: Language) -> list[str]:
+    return [prompts.render("extractive", f"missing_{m.kind}_{language}", what=m.what) for m in missing]

@@ -32,7 +32,8 @@ class Bm25Retriever:
             chunk = self.index.chunks[int(idx)]
             if score <= 0 or chunk.kind in _NOT_RETRIEVED:
                 continue
-            hits.append(Hit(chunk, float(score), "bm25", {"bm25": len(hits) + 1}, {"bm25": float(score)}))
+            hits.append(Hit(chunk=chunk, score=float(score), retriever="bm25", ranks={"bm25": len(hits) + 1},
+                            scores={"bm25": float(score)}))
         return hits
 
 
@@ -74,7 +75,7 @@ class DenseRetriever:
             if chunk is None or chunk.kind in _NOT_RETRIEVED:
                 continue
             sim = 1.0 - float(distance)  # cosine distance → similarity
-            hits.append(Hit(chunk, sim, "dense", {"dense": len(hits) + 1}, {"dense": sim}))
+            hits.append(Hit(chunk=chunk, score=sim, retriever="dense", ranks={"dense": len(hits) + 1}, scores={"dense": sim}))
         return hits
 
 
@@ -92,7 +93,7 @@ def rrf_fuse(lists: list[list[Hit]], k: int = 60, top: int = 8) -> list[Hit]:
             ranks.setdefault(cid, {}).update({h.retriever: rank})
             scores.setdefault(cid, {}).update(h.scores)
     order = sorted(fused, key=lambda c: (-fused[c], chunks[c].order))[:top]
-    return [Hit(chunks[c], fused[c], "hybrid", ranks[c], scores[c]) for c in order]
+    return [Hit(chunk=chunks[c], score=fused[c], retriever="hybrid", ranks=ranks[c], scores=scores[c]) for c in order]
 
 
 class CrossEncoderReranker:
@@ -117,7 +118,8 @@ class CrossEncoderReranker:
             return []
         scores = self.model.predict([(query, h.chunk.embed_text()) for h in hits], show_progress_bar=False)
         ranked = sorted(zip(hits, scores), key=lambda p: -float(p[1]))
-        return [Hit(h.chunk, float(s), "rerank", h.ranks, {**h.scores, "rerank": float(s)}) for h, s in ranked]
+        return [Hit(chunk=h.chunk, score=float(s), retriever="rerank", ranks=h.ranks, scores={**h.scores, "rerank": float(s)})
+                for h, s in ranked]
 
 
 class HybridRetriever:
@@ -136,7 +138,7 @@ class HybridRetriever:
 
     def retrieve(self, query: str, top_k: int | None = None,
                  vector: list[float] | None = None) -> tuple[list[Hit], dict[str, list[Hit]]]:
-        """The fused hits, and each retriever's own list (for the evidence check)."""
+        """The fused hits, and each retriever's own list."""
         top = top_k or self.top_k
         lists: dict[str, list[Hit]] = {}
         if self.mode in ("hybrid", "bm25"):

@@ -33,17 +33,25 @@ def rewriter() -> FollowUpRewriter:
 
 def test_tell_me_more_carries_the_deer_meat_topic(assistant: Assistant) -> None:
     answer = assistant.ask("それについてもっと詳しく", HISTORY)
-    assert (answer.question, answer.rewritten_query) == ("それについてもっと詳しく", "鹿肉")
-    assert (answer.abstained, answer.mode) == (False, "extractive")
-    assert [c.quote for c in answer.citations] == [DEER]
+    assert (answer.question, answer.rewritten_query) == ("それについてもっと詳しく", "鹿肉について、それについてもっと詳しく")
+    assert answer.mode == "extractive" and answer.coverage in ("direct", "related")
+    assert [c.quote for c in answer.citations][:1] == [DEER]
 
 
-def test_its_budget_is_rewritten_and_abstains(assistant: Assistant) -> None:
+def test_its_budget_is_related_the_plan_has_the_topic_not_the_budget(assistant: Assistant) -> None:
     answer = assistant.ask("その予算は？", HISTORY)
-    assert answer.rewritten_query == "鹿肉 予算"
-    assert (answer.abstained, answer.citations) == (True, [])
-    assert answer.text.startswith("ビジョンには記載がありません。")
-    assert answer.notes == ["abstained: asks for a fact the passages do not hold; missing: 鹿肉, 予算"]
+    assert answer.rewritten_query == "鹿肉について、その予算は？"
+    assert (answer.coverage, answer.missing) == ("related", ["予算"])
+    assert [c.quote for c in answer.citations] == [DEER]
+    assert answer.text.startswith("ビジョンには、予算についての個別の記載はありません。関連して、")
+
+
+def test_a_short_question_naming_nothing_in_the_plan_continues_the_topic(assistant: Assistant) -> None:
+    history: list[Message] = [{"role": "user", "content": "エゾシカについて何か書いてある？"},
+                              {"role": "assistant", "content": DEER}]
+    answer = assistant.ask("年間何頭ぐらい獲る目標なの？", history)
+    assert answer.rewritten_query == "エゾシカについて、年間何頭ぐらい獲る目標なの？"
+    assert (answer.coverage, [c.quote for c in answer.citations]) == ("related", [DEER])
 
 
 def test_a_standalone_question_after_history_is_not_rewritten(assistant: Assistant) -> None:
@@ -51,6 +59,16 @@ def test_a_standalone_question_after_history_is_not_rewritten(assistant: Assista
     answer = assistant.ask(question, HISTORY)
     assert answer.rewritten_query == question
     assert (answer.mode, len(answer.citations)) == ("structure", 5)
+
+
+def test_history_is_bounded_before_it_is_used(assistant: Assistant) -> None:
+    from assistant.query import HISTORY_TURN_CHARS, HISTORY_TURNS, bound_history
+
+    long: list[Message] = [{"role": "user", "content": "エゾシカ" * 2000}] * 50
+    bounded = bound_history(long)
+    assert len(bounded) == HISTORY_TURNS and all(len(m["content"]) == HISTORY_TURN_CHARS for m in bounded)
+    answer = assistant.ask("他には？", long)
+    assert len(answer.rewritten_query) < 100
 
 
 # -- the rewriter alone ------------------------------------------------------------------------
@@ -62,11 +80,12 @@ def test_no_user_turn_means_no_follow_up(rewriter: FollowUpRewriter) -> None:
 
 
 @pytest.mark.parametrize(("question", "rewritten"), [
-    ("それについてもっと詳しく", "鹿肉"),
-    ("他には？", "鹿肉"),
-    ("その予算は？", "鹿肉 予算"),
-    ("もっと教えて", "鹿肉"),
+    ("それについてもっと詳しく", "鹿肉について、それについてもっと詳しく"),
+    ("他には？", "鹿肉について、他には？"),
+    ("その予算は？", "鹿肉について、その予算は？"),
+    ("もっと教えて", "鹿肉について、もっと教えて"),
     ("エゾシカの取り組みは？", "エゾシカの取り組みは？"),  # its own topic: left alone
+    ("What about it?", "About 鹿肉: What about it?"),
 ])
 def test_rule_based_rewrites(rewriter: FollowUpRewriter, question: str, rewritten: str) -> None:
     assert rewriter.rewrite(question, HISTORY) == rewritten
@@ -81,4 +100,4 @@ def test_topic_comes_from_the_last_user_turn_that_had_one(rewriter: FollowUpRewr
         {"role": "user", "content": "もっと詳しく"},
         {"role": "assistant", "content": "…"},
     ]
-    assert rewriter.rewrite("他には？", history) == "鹿肉"
+    assert rewriter.rewrite("他には？", history) == "鹿肉について、他には？"

@@ -18,10 +18,10 @@ from ingest.embedders import make_embedder
 from ingest.tokenize import JapaneseTokenizer
 from vision_qa.settings import Settings
 
-QUESTION = "鹿肉って何か取り組みあるの？"
+QUESTION = "エゾシカの取り組みは？"
 DEER = "個体数管理等のために捕獲したエゾシカの有効活用の促進と、地域ブランド化の推進"
-D1 = "１ 農林水産業をはじめとする地域産業の振興"
-EXTRACTIVE = f"ビジョンの「{D1}」に、次の記載があります。\n・{DEER} [1]"
+D1_LABEL = "主な施策の方向１（農林水産業・地域産業）"
+EXTRACTIVE = f"ビジョンの「{D1_LABEL}」に、次の記載があります。\n・{DEER} [1]"
 FAITHFUL = "ビジョンでは、捕獲したエゾシカの有効活用の促進と、地域ブランド化の推進が挙げられています[1]。"
 INVENTED = "また、2030年までに鹿肉の加工施設を10か所整備します[1]。"
 HISTORY: list[Message] = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": EXTRACTIVE}]
@@ -67,19 +67,17 @@ def with_llm(base: Assistant):
     base.llm = base.llm_rewriter = None
 
 
-def _run(assistant: Assistant, question: str, history: list[Message] | None = None) -> tuple[list[str], Answer]:
-    items = list(assistant.stream(question, history))
-    *deltas, answer = items
-    assert isinstance(answer, Answer) and all(isinstance(d, str) for d in deltas)
-    return deltas, answer
+def _run(assistant: Assistant, question: str, history: list[Message] | None = None) -> Answer:
+    answer = assistant.ask(question, history)
+    assert isinstance(answer, Answer)
+    return answer
 
 
 def test_faithful_answer_is_an_llm_answer_with_its_citation(with_llm) -> None:
     assistant = with_llm(FakeListChatModel(responses=[FAITHFUL]))
-    deltas, answer = _run(assistant, QUESTION)
-    assert "".join(deltas) == FAITHFUL
-    assert (answer.mode, answer.abstained, answer.text) == ("llm", False, FAITHFUL)
-    assert answer.unsupported == [] and answer.notes == []
+    answer = _run(assistant, QUESTION)
+    assert (answer.mode, answer.coverage, answer.text) == ("llm", "direct", FAITHFUL)
+    assert answer.unsupported == [] and answer.notes[:-1] == []
     assert [(c.n, c.quote) for c in answer.citations] == [(1, DEER)]
     assert answer.citations[0].chunk_id == answer.retrieved[0].chunk.id
     assert {"retrieve", "answer", "total"} <= set(answer.timings_ms)
@@ -87,74 +85,73 @@ def test_faithful_answer_is_an_llm_answer_with_its_citation(with_llm) -> None:
 
 def test_invented_sentence_is_flagged_and_marked(with_llm) -> None:
     assistant = with_llm(FakeListChatModel(responses=[FAITHFUL + INVENTED]))
-    _, answer = _run(assistant, QUESTION)
-    assert (answer.mode, answer.abstained) == ("llm", False)
+    answer = _run(assistant, QUESTION)
+    assert (answer.mode, answer.coverage) == ("llm", "direct")
     assert answer.unsupported == [INVENTED]
     assert answer.text == FAITHFUL + INVENTED + MARKER
 
 
-def test_llm_refusal_is_an_abstention(with_llm) -> None:
+def test_an_llm_that_refuses_what_the_passages_state_gives_way_to_the_quotes(with_llm) -> None:
     assistant = with_llm(FakeListChatModel(responses=["ビジョンには記載がありません"]))
-    _, answer = _run(assistant, QUESTION)
-    assert (answer.mode, answer.abstained, answer.citations, answer.unsupported) == ("llm", True, [], [])
+    answer = _run(assistant, QUESTION)
+    assert (answer.mode, answer.coverage, answer.text) == ("extractive-fallback", "direct", EXTRACTIVE)
 
 
 def test_unreachable_llm_falls_back_to_the_extractive_answer(with_llm) -> None:
     assistant = with_llm(RefusingChatModel(responses=["never used"]))
-    deltas, answer = _run(assistant, QUESTION)
-    assert deltas == ["\n\n" + EXTRACTIVE]
-    assert (answer.mode, answer.abstained, answer.text) == ("extractive-fallback", False, EXTRACTIVE)
+    answer = _run(assistant, QUESTION)
+    assert (answer.mode, answer.coverage, answer.text) == ("extractive-fallback", "direct", EXTRACTIVE)
     assert [(c.n, c.quote) for c in answer.citations] == [(1, DEER)]
-    assert answer.notes == ["LLM unavailable, extractive answer instead: "
-                            "言語モデルから回答を得られませんでした（ConnectionRefusedError: [Errno 111] Connection refused）"]
+    assert answer.notes[0] == ("LLM unavailable, extractive answer instead: "
+                               "言語モデルから回答を得られませんでした（ConnectionRefusedError: [Errno 111] Connection refused）")
 
 
 def test_questions_the_plan_cannot_answer_never_reach_the_llm(with_llm) -> None:
     model = FakeListChatModel(responses=[FAITHFUL])
     assistant = with_llm(model)
-    _, answer = _run(assistant, "札幌市の観光予算はいくら？")
-    assert (answer.mode, answer.abstained) == ("extractive", True)
+    answer = _run(assistant, "札幌市の観光予算はいくら？")
+    assert (answer.mode, answer.coverage) == ("extractive", "related")
     assert model.i == 0  # the scripted response was not consumed
 
 
 def test_structure_questions_never_reach_the_llm(with_llm) -> None:
     model = FakeListChatModel(responses=[FAITHFUL])
-    _, answer = _run(with_llm(model), "ゼロカーボンに関する施策を全部教えて")
+    answer = _run(with_llm(model), "ゼロカーボンに関する施策を全部教えて")
     assert (answer.mode, len(answer.citations), model.i) == ("structure", 5, 0)
 
 
 def test_llm_rewriter_rewrites_follow_ups(with_llm) -> None:
     assistant = with_llm(FakeListChatModel(responses=[FAITHFUL]),
                          rewriter_model=FakeListChatModel(responses=["検索クエリ：エゾシカ 有効活用"]))
-    _, answer = _run(assistant, "それについてもっと詳しく", HISTORY)
+    answer = _run(assistant, "それについてもっと詳しく", HISTORY)
     assert answer.rewritten_query == "エゾシカ 有効活用"
     assert answer.mode == "llm"
 
 
 def test_failing_llm_rewriter_falls_back_to_the_rules(with_llm) -> None:
     assistant = with_llm(FakeListChatModel(responses=[FAITHFUL]), rewriter_model=RefusingChatModel(responses=["x"]))
-    _, answer = _run(assistant, "それについてもっと詳しく", HISTORY)
-    assert answer.rewritten_query == "鹿肉"
+    answer = _run(assistant, "それについてもっと詳しく", HISTORY)
+    assert answer.rewritten_query == "エゾシカについて、それについてもっと詳しく"
 
 
 def test_llm_rewriter_is_not_asked_about_standalone_questions(with_llm) -> None:
     rewriter = FakeListChatModel(responses=["使われない"])
-    _, answer = _run(with_llm(FakeListChatModel(responses=[FAITHFUL]), rewriter_model=rewriter), QUESTION, HISTORY)
+    answer = _run(with_llm(FakeListChatModel(responses=[FAITHFUL]), rewriter_model=rewriter), QUESTION, HISTORY)
     assert (answer.rewritten_query, rewriter.i) == (QUESTION, 0)
 
 
 def test_reasoning_block_is_not_shown(with_llm) -> None:
-    _, answer = _run(with_llm(FakeListChatModel(responses=["<think>資料を読むと…</think>\n" + FAITHFUL])), QUESTION)
+    answer = _run(with_llm(FakeListChatModel(responses=["<think>資料を読むと…</think>\n" + FAITHFUL])), QUESTION)
     assert answer.text == FAITHFUL
 
 
 def test_empty_llm_answer_falls_back(with_llm) -> None:
-    _, answer = _run(with_llm(EmptyStreamChatModel(responses=["x"])), QUESTION)
-    assert (answer.mode, answer.text, answer.abstained) == ("extractive-fallback", EXTRACTIVE, False)
-    assert answer.notes == ["the LLM answer had no supported citation; extractive answer instead"]
+    answer = _run(with_llm(EmptyStreamChatModel(responses=["x"])), QUESTION)
+    assert (answer.mode, answer.text, answer.coverage) == ("extractive-fallback", EXTRACTIVE, "direct")
+    assert answer.notes[0] == "LLM unavailable, extractive answer instead: 言語モデルの応答が空でした"
 
 
 def test_uncited_llm_answer_falls_back(with_llm) -> None:
-    _, answer = _run(with_llm(FakeListChatModel(responses=["鹿肉の取り組みがあります。"])), QUESTION)
+    answer = _run(with_llm(FakeListChatModel(responses=["鹿肉の取り組みがあります。"])), QUESTION)
     assert (answer.mode, answer.text) == ("extractive-fallback", EXTRACTIVE)
     assert answer.unsupported == ["鹿肉の取り組みがあります。"]

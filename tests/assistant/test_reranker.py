@@ -43,7 +43,7 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _hit(i: int, text: str) -> Hit:
     chunk = Chunk(id=f"c{i}", text=text, source="v.txt", title="t", section=("施策", f"方向{i}"), start=0, end=1,
                   kind="bullet", order=i)
-    return Hit(chunk, 1.0 / (61 + i), "hybrid", {"bm25": i + 1}, {"bm25": float(10 - i)})
+    return Hit(chunk=chunk, score=1.0 / (61 + i), retriever="hybrid", ranks={"bm25": i + 1}, scores={"bm25": float(10 - i)})
 
 
 def _predict(path: Path, query: str, hits: list[Hit]) -> list[float]:
@@ -102,7 +102,7 @@ def test_assistant_with_a_reranker_answers_from_reranked_hits(vision_index: Sett
     assert len(answer.retrieved) == 8
     assert {h.retriever for h in answer.retrieved} == {"rerank"}
     # The reranker reorders the fused hits; it neither adds nor drops any.
-    _, lists = assistant.retriever.retrieve(question)
+    _, lists = assistant.current().retriever.retrieve(question)
     fused = rrf_fuse(list(lists.values()), top=8)
     assert {h.chunk.id for h in answer.retrieved} == {h.chunk.id for h in fused}
     expected = _predict(tiny_cross_encoder, question, fused)

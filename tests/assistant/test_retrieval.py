@@ -65,7 +65,8 @@ def _chunk(cid: str, order: int) -> Chunk:
 
 
 def _hits(retriever: str, *chunks: Chunk) -> list[Hit]:
-    return [Hit(c, 10.0 - i, retriever, {retriever: i + 1}, {retriever: 10.0 - i}) for i, c in enumerate(chunks)]
+    return [Hit(chunk=c, score=10.0 - i, retriever=retriever, ranks={retriever: i + 1}, scores={retriever: 10.0 - i})
+            for i, c in enumerate(chunks)]
 
 
 def test_rrf_fuse_sums_reciprocal_ranks_and_sorts_by_fused_score() -> None:

