@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-DATASET = Path(__file__).resolve().parents[1] / "evals" / "datasets" / "vision.jsonl"
+# The dev split only: the frozen test split is for evaluation, never for anything we tune.
+DATASET = Path(__file__).resolve().parents[1] / "evals" / "datasets" / "dev.jsonl"
 # How many single-turn questions of each kind; the order of the eval file is kept.
 MIX = {"factual": 8, "paraphrase": 6, "colloquial": 5, "multipart": 3, "unanswerable": 3, "english": 2}
 QUICK_MIX = {"factual": 2, "paraphrase": 2, "colloquial": 1, "multipart": 1, "unanswerable": 1}

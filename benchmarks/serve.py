@@ -60,10 +60,10 @@ class _Ours:
         self.assistant = build_assistant(settings, embedder=self.embedder)
         self.assistant.warm_up()
         self.assistant.ask(WARM_UP_QUESTION)  # first-call paths (prompt files, regexes) out of the timings
-        self.chunks = len(self.assistant.index.chunks)
+        self.chunks = len(self.assistant.current().index.chunks)
 
     def retrieve(self, q: str) -> None:
-        self.assistant.retriever.retrieve(q)
+        self.assistant.current().retriever.retrieve(q)
 
     def ask(self, q: str) -> None:
         self.assistant.ask(q)

@@ -134,7 +134,7 @@ class LangChainBaseline:
         lines = ["関連する記述です。"] + [f"・{''.join(q.splitlines())} [{n}]" for n, q in quotes.items()]
         t2 = time.perf_counter()
         timings = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000}
-        return Outcome("\n".join(lines), False, retrieved, quotes, [], timings)
+        return Outcome("\n".join(lines), "direct", retrieved, quotes, cited=dict(quotes), timings_ms=timings)
 
     def describe(self) -> dict[str, Any]:
         return {"system": "langchain-baseline", "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap,

@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from evals.run import CONFIGS, SPLITS, THRESHOLDS
+from evals.dataset import SPLITS
+from evals.run import CONFIGS, THRESHOLDS
 
 eval_app = typer.Typer(help="Evaluate retrieval, citations and abstention on the gold dataset.",
                        pretty_exceptions_enable=False)
@@ -17,7 +18,7 @@ def run(ctx: typer.Context,
         config: Optional[list[str]] = typer.Option(
             None, "--config", help=f"repeatable: {', '.join(CONFIGS)} (default: all; unavailable ones are reported)"),
         out: Path = typer.Option(Path("reports"), "--out", help="folder for report.md, results.json and charts"),
-        split: str = typer.Option("all", "--split", help="all | dev | test"),
+        split: str = typer.Option("both", "--split", help="both (dev and test side by side) | dev | test"),
         gate: bool = typer.Option(True, "--gate/--no-gate", help="exit 1 when the default config misses a threshold"),
         thresholds: Path = typer.Option(THRESHOLDS, "--thresholds", help="the gate's TOML file"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bar")) -> None:
@@ -30,11 +31,11 @@ def run(ctx: typer.Context,
 
     configs = tuple(dict.fromkeys(config)) if config else CONFIGS
     bad = [c for c in configs if c not in CONFIGS]
-    if bad or split not in SPLITS:
+    if bad or split not in (*SPLITS, "both"):
         what = f"unknown config {', '.join(bad)}" if bad else f"unknown split {split}"
         typer.secho(f"error: {what} (configs: {', '.join(CONFIGS)}; splits: {', '.join(SPLITS)})", fg="red", err=True)
         raise typer.Exit(2)
-    result = run_eval(Settings(), configs, split, progress=not quiet)
+    result = run_eval(Settings(), configs, SPLITS if split == "both" else (split,), progress=not quiet)
     failures = check_gate(result, load_thresholds(thresholds)) if gate else None
     written = write_report(result, out, failures)
     typer.echo(summary(result))
@@ -47,6 +48,22 @@ def run(ctx: typer.Context,
             typer.secho(f"  - {f}", fg="red", err=True)
         raise typer.Exit(1)
     typer.secho("CI gate passed", fg="green")
+
+
+@eval_app.command("calibrate")
+def calibrate_cmd(out: Path = typer.Option(Path(__file__).resolve().parents[1] / "assistant" / "calibration.json",
+                                           "--out", help="where to write the fitted relevance model")) -> None:
+    """Fit the relevance model and its thresholds on the dev split (never on test)."""
+    import json
+
+    from evals.calibrate import calibrate
+    from vision_qa.settings import Settings
+
+    meta = calibrate(Settings(), out)
+    typer.echo(json.dumps({k: meta[k] for k in ("items", "passages", "passage_auc_out_of_fold",
+                                                "direct_auc_out_of_fold", "dev_out_of_fold")},
+                          ensure_ascii=False, indent=1))
+    typer.echo(f"wrote {out}")
 
 
 @eval_app.command("import-feedback")

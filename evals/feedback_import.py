@@ -2,8 +2,9 @@
 
 A candidate keeps the rejected answer under ``review`` and carries ``needs_review: true``.
 Both are fields that ``load_dataset`` rejects, so a candidate cannot enter the gold set
-until someone has filled in ``gold_evidence`` and ``key_phrases`` (or set ``abstain``),
-checked ``kind``, and deleted those two fields.
+until someone has set ``coverage`` and filled in ``gold_evidence`` and ``key_phrases`` (and
+``missing`` for a related item), checked ``kind``, and deleted those two fields. Candidates
+go to the dev split: the frozen test split never changes.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ REQUIRED = ("id", "rating", "question")
 def _candidate(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": f"fb-{row['id']}", "kind": "factual", "split": "dev", "question": row["question"],
-        "history": [], "gold_evidence": [], "key_phrases": [], "abstain": False, "uncovered": [],
+        "history": [], "coverage": "direct", "gold_evidence": [], "missing": [], "key_phrases": [], "uncovered": [],
+        "origin": "feedback",
         "review": {"comment": row.get("comment", ""), "answer": row.get("answer", ""),
                    "citations": row.get("citations", []), "rewritten_query": row.get("rewritten_query", ""),
                    "config": row.get("config", {}), "time": row.get("time", "")},

@@ -12,10 +12,14 @@ from evals.run import DEFAULT_CONFIG, ConfigResult, EvalResult, ItemResult
 KIND_LABELS = {
     "factual": "事実", "paraphrase": "言い換え", "colloquial": "口語", "english": "英語",
     "multipart": "複数論点", "unanswerable": "回答不能", "injection": "指示注入",
-    "multiturn": "複数ターン", "staff": "職員下書き",
+    "multiturn": "複数ターン", "staff": "職員下書き", "entity": "固有名詞", "dialect": "方言・かな・誤字",
+    "everyday": "日常語", "nearmiss": "惜しい質問", "metadata": "計画そのもの", "offtopic": "対象外",
 }
 # (results key, table header, chart label)
 COLUMNS = [
+    ("served", "served", "正解箇所の引用率"), ("quote_precision", "quote P", "引用の適合率"),
+    ("none_on_answerable", "none|direct", "誤って記載なし"), ("direct_on_unanswerable", "direct|unans.", "誤って直接回答"),
+    ("lead_section_correct", "lead ok", "前置きの節名の正しさ"), ("coverage_correct", "coverage acc", "網羅度の正解率"),
     ("hit_at_1", "hit@1", "hit@1"), ("hit_at_5", "hit@5", "hit@5"), ("mrr_at_10", "MRR@10", "MRR@10"),
     ("ndcg_at_10", "nDCG@10", "nDCG@10"), ("recall_at_5", "recall@5", "recall@5"),
     ("key_phrase_recall", "key phrases", "キーフレーズ再現率"),
@@ -28,11 +32,13 @@ COLUMNS = [
 ]
 LABELS = {key: label for key, _, label in COLUMNS}
 HEADERS = {key: header for key, header, _ in COLUMNS}
-KIND_CHART = ("hit_at_5", "mrr_at_10", "key_phrase_recall", "citation_precision", "abstention_accuracy")
-CONFIG_CHART = ("hit_at_5", "mrr_at_10", "quote_tightness", "citation_precision", "citation_recall",
-                "abstention_accuracy")
-PER_KIND_TABLE = ("hit_at_5", "mrr_at_10", "recall_at_5", "key_phrase_recall", "citation_precision",
-                  "citation_recall", "quote_tightness", "verbatim", "abstention_accuracy")
+KIND_CHART = ("served", "quote_precision", "coverage_correct", "hit_at_5", "abstention_accuracy")
+CONFIG_CHART = ("served", "quote_precision", "coverage_correct", "hit_at_5", "mrr_at_10", "abstention_accuracy")
+PER_KIND_TABLE = ("served", "quote_precision", "coverage_correct", "none_on_answerable", "direct_on_unanswerable",
+                  "hit_at_5", "mrr_at_10", "key_phrase_recall", "verbatim", "abstention_accuracy")
+HEADLINE = ("served", "none_on_answerable", "direct_on_unanswerable", "quote_precision", "lead_section_correct",
+            "verbatim", "hit_at_5", "mrr_at_10", "abstention_accuracy", "coverage_correct", "citation_precision",
+            "citation_recall")
 
 
 def _fmt(value: float | None) -> str:
@@ -44,11 +50,11 @@ def _cell(text: str, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _config_table(result: EvalResult) -> list[str]:
+def _config_table(configs: dict[str, ConfigResult]) -> list[str]:
     keys = [k for k, _, _ in COLUMNS]
     lines = ["| config | " + " | ".join(HEADERS[k] for k in keys) + " | p50 ms | p95 ms | failures |",
              "|---" * (len(keys) + 4) + "|"]
-    for name, c in result.configs.items():
+    for name, c in configs.items():
         if not c.available:
             lines.append(f"| {name} | not available: {_cell(c.reason, 300)} |")
             continue
@@ -67,10 +73,33 @@ def _kind_table(c: ConfigResult) -> list[str]:
 
 
 def _latency_table(result: EvalResult) -> list[str]:
-    lines = ["| config | stage | p50 ms | p95 ms |", "|---|---|---|---|"]
-    for name, c in result.configs.items():
-        for stage, v in c.latency_ms.items():
-            lines.append(f"| {name} | {stage} | {v['p50']:.0f} | {v['p95']:.0f} |")
+    lines = ["| split | config | stage | p50 ms | p95 ms |", "|---|---|---|---|---|"]
+    for split, configs in result.splits.items():
+        for name, c in configs.items():
+            for stage, v in c.latency_ms.items():
+                lines.append(f"| {split} | {name} | {stage} | {v['p50']:.0f} | {v['p95']:.0f} |")
+    return lines
+
+
+def _side_by_side(result: EvalResult) -> list[str]:
+    """The default configuration on dev and test, and the gap between them."""
+    runs = {s: c.get(DEFAULT_CONFIG) for s, c in result.splits.items()}
+    runs = {s: c for s, c in runs.items() if c is not None and c.available}
+    gap = result.gap(DEFAULT_CONFIG)
+    lines = ["| metric | " + " | ".join(f"{s} ({c.overall['n_items']:.0f})" for s, c in runs.items())
+             + (" | dev − test |" if gap else " |"), "|---" * (len(runs) + 1 + bool(gap)) + "|"]
+    for k in HEADLINE:
+        cells = [_fmt(c.overall.get(k)) for c in runs.values()]
+        lines.append(f"| {HEADERS[k]} | " + " | ".join(cells) + (f" | {gap[k]:+.3f} |" if k in gap else
+                                                                   (" | – |" if gap else " |")))
+    return lines
+
+
+def _confusion(c: ConfigResult) -> list[str]:
+    names = ("direct", "related", "none")
+    lines = ["| gold \\ graded | " + " | ".join(names) + " |", "|---|---|---|---|"]
+    for g in names:
+        lines.append(f"| {g} | " + " | ".join(f"{c.overall.get(f'coverage_{g}_{p}', 0):.0f}" for p in names) + " |")
     return lines
 
 
@@ -81,18 +110,19 @@ def _missing(wanted: tuple[str, ...], got: list[str]) -> list[str]:
 
 def describe_failure(r: ItemResult) -> list[str]:
     item, out = r.item, r.outcome
-    expected = "abstain" if item.abstain else "answer from: " + " / ".join(_cell(g, 80) for g in item.gold_evidence)
+    expected = f"{item.coverage}" + (": " + " / ".join(_cell(g, 80) for g in item.gold_evidence)
+                                     if item.gold_evidence else "")
     lines = [f"### {item.id} ({item.kind}) — {', '.join(r.reasons)}", "", f"- question: {_cell(item.question, 300)}"]
     lines += [f"- history: {_cell(h, 200)}" for h in item.history]
     lines.append(f"- expected: {expected}")
     if item.uncovered:
         lines.append(f"- expected 要確認: {' / '.join(item.uncovered)}")
-    missing = _missing(item.key_phrases, [out.text]) if not item.abstain else []
+    missing = _missing(item.key_phrases, [out.text]) if item.coverage == "direct" else []
     if missing:
         lines.append(f"- key phrases missing from the answer: {' / '.join(missing)}")
     if out.error:
         lines.append(f"- error: {_cell(out.error, 300)}")
-    lines.append(f"- abstained: {'yes' if out.abstained else 'no'}")
+    lines.append(f"- graded: {out.coverage}")
     lines += [f"- retrieved #{i}: {_cell(t, 120)}" for i, t in enumerate(out.retrieved[:3], start=1)]
     lines += [f"- quote [{n}]: {_cell(q, 200)}" for n, q in out.quotes.items()]
     if out.uncovered:
@@ -103,11 +133,14 @@ def describe_failure(r: ItemResult) -> list[str]:
 
 
 def _notes(result: EvalResult) -> list[str]:
-    notes = ["- Retrieval metrics and key phrases over answerable items; citation metrics over answered "
-             "answerable items; verbatim over every item with quotes; abstention over all items.",
+    notes = ["- served: a gold passage is quoted and the answer is not graded none (over gold direct and related "
+             "items). quote P: the share of quoted passages that are gold. none|direct: gold direct items graded "
+             "none. direct|unans.: gold related or none items graded direct. lead ok: a lead that names a section "
+             "names the section of every quote under it.",
              "- Citation precision/recall judge each `[n]` line against its own quotes. An extractive answer's "
              "line *is* its quote, so 1.000 there is by construction; the numbers bite on LLM answers.",
-             "- 要確認 R: share of a staff inquiry's off-plan points that the draft lists as 要確認事項."]
+             "- 要確認 R: share of a staff inquiry's off-plan points that the draft lists as 要確認事項.",
+             "- Only dev failures are listed in full; test failures are listed by id, so that nobody tunes on them."]
     base = result.configs.get("langchain")
     if base is not None and base.available:
         n = base.system.get("chunks")
@@ -118,20 +151,29 @@ def _notes(result: EvalResult) -> list[str]:
 
 
 def render_markdown(result: EvalResult, gate: list[str] | None = None, charts: list[Path] | None = None) -> str:
-    lines = [f"# vision-qa eval — split {result.split}, {result.n_items} items", "",
-             f"{result.created} · dataset {result.dataset}", ""]
+    lines = [f"# vision-qa eval — {', '.join(f'{s} {len(next(iter(c.values())).items) if c else 0}' for s, c in result.splits.items())} items",
+             "", f"{result.created}", ""]
     if gate is not None:
         lines += ["## CI gate", "", "PASSED" if not gate else "FAILED:", *[f"- {g}" for g in gate], ""]
-    lines += ["## Configurations", "", *_config_table(result), "", *_notes(result), ""]
-    default = result.configs.get(DEFAULT_CONFIG)
-    if default is not None and default.available:
-        lines += [f"## Per question kind ({DEFAULT_CONFIG})", "", *_kind_table(default), ""]
-    lines += ["## Latency", "", *_latency_table(result), ""]
+    lines += [f"## {DEFAULT_CONFIG}: dev and test side by side", "", *_side_by_side(result), ""]
+    for split, configs in result.splits.items():
+        default = configs.get(DEFAULT_CONFIG)
+        lines += [f"## Configurations — {split}", "", *_config_table(configs), ""]
+        if default is not None and default.available:
+            lines += [f"### Coverage confusion ({DEFAULT_CONFIG}, {split})", "", *_confusion(default), "",
+                      f"### Per question kind ({DEFAULT_CONFIG}, {split})", "", *_kind_table(default), ""]
+    lines += [*_notes(result), "", "## Latency", "", *_latency_table(result), ""]
     for path in charts or []:
         lines += [f"![{path.stem}]({path.name})", ""]
-    if default is not None and default.available:
+    for split, configs in result.splits.items():
+        default = configs.get(DEFAULT_CONFIG)
+        if default is None or not default.available:
+            continue
         failures = default.failures()
-        lines += [f"## Failures ({DEFAULT_CONFIG}): {len(failures)}, worst first", ""]
+        lines += [f"## Failures ({DEFAULT_CONFIG}, {split}): {len(failures)}", ""]
+        if split == "test":
+            lines += [f"- {r.item.id} ({r.item.kind}): {', '.join(r.reasons)}" for r in failures] + [""]
+            continue
         for r in failures:
             lines += describe_failure(r)
     return "\n".join(lines)
@@ -170,7 +212,7 @@ def write_charts(result: EvalResult, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(11, 5.5), layout="constrained")
         groups = [f"{KIND_LABELS.get(k, k)}\n({default.per_kind[k]['n_items']:.0f}問)" for k in kinds]
         _bars(ax, groups, series)
-        ax.set_title(f"質問の種類別の指標（{DEFAULT_CONFIG}、{default.overall['n_items']:.0f}問）")
+        ax.set_title(f"質問の種類別の指標（{DEFAULT_CONFIG}、{default.overall['n_items']:.0f}問、{list(result.splits)[-1]}）")
         paths.append(out / "metrics_by_kind.png")
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
@@ -199,14 +241,18 @@ def write_report(result: EvalResult, out: Path, gate: list[str] | None = None) -
 
 
 def summary(result: EvalResult) -> str:
-    """The headline numbers, one line per configuration, for the terminal."""
-    keys = ("hit_at_5", "mrr_at_10", "quote_tightness", "citation_precision", "citation_recall", "verbatim",
-            "abstention_accuracy", "false_refusal_rate")
+    """The headline numbers, one line per split and configuration, for the terminal."""
+    keys = ("served", "quote_precision", "none_on_answerable", "direct_on_unanswerable", "lead_section_correct",
+            "verbatim", "hit_at_5", "abstention_accuracy")
     lines = []
-    for name, c in result.configs.items():
-        if not c.available:
-            lines.append(f"{name:<10} not available: {c.reason}")
-            continue
-        nums = "  ".join(f"{HEADERS[k]} {_fmt(c.overall.get(k))}" for k in keys)
-        lines.append(f"{name:<10} {nums}  failures {len(c.failures())}")
+    for split, configs in result.splits.items():
+        for name, c in configs.items():
+            if not c.available:
+                lines.append(f"{split:<5} {name:<10} not available: {c.reason}")
+                continue
+            nums = "  ".join(f"{HEADERS[k]} {_fmt(c.overall.get(k))}" for k in keys)
+            lines.append(f"{split:<5} {name:<10} {nums}  failures {len(c.failures())}")
+    gap = result.gap(DEFAULT_CONFIG)
+    if gap:
+        lines.append("gap (dev − test, hybrid): " + "  ".join(f"{HEADERS[k]} {v:+.3f}" for k, v in gap.items()))
     return "\n".join(lines)
