@@ -12,12 +12,13 @@ from vision_qa import cli
 from vision_qa.cli import app
 from vision_qa.settings import Settings
 
-QUESTION = "鹿肉って何か取り組みあるの？"
+QUESTION = "エゾシカの取り組みは？"
 TITLE = "釧路・根室連携地域「地域づくり推進ビジョン」"
 DIRECTIONS = "連携地域の主な施策の方向（今後５年程度）"
 D1 = "１ 農林水産業をはじめとする地域産業の振興"
+D1_LABEL = "主な施策の方向１（農林水産業・地域産業）"
 DEER = "個体数管理等のために捕獲したエゾシカの有効活用の促進と、地域ブランド化の推進"
-PLAIN = f"""ビジョンの「{D1}」に、次の記載があります。
+PLAIN = f"""ビジョンの「{D1_LABEL}」に、次の記載があります。
 ・{DEER} [1]
 
 出典：
@@ -64,10 +65,11 @@ def test_ask_json_prints_one_object_with_the_citation(env) -> None:
     result = _invoke("ask", "--json", QUESTION)
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert (data["question"], data["abstained"], data["mode"]) == (QUESTION, False, "extractive")
+    assert (data["question"], data["coverage"], data["missing"], data["abstained"], data["mode"]) == (
+        QUESTION, "direct", [], False, "extractive")
     assert [(c["n"], c["quote"], c["section"], c["source"]) for c in data["citations"]] == [
         (1, DEER, f"{DIRECTIONS} › {D1}", "kushiro-nemuro-vision.txt")]
-    assert data["answer"] == f"ビジョンの「{D1}」に、次の記載があります。\n・{DEER} [1]"
+    assert data["answer"] == f"ビジョンの「{D1_LABEL}」に、次の記載があります。\n・{DEER} [1]"
     assert result.stderr == ""
 
 
@@ -84,15 +86,22 @@ def test_ask_with_history_shows_the_rewritten_query(env, tmp_path: Path) -> None
                                   ensure_ascii=False), encoding="utf-8")
     result = _invoke("ask", "--history", str(history), "それについてもっと詳しく")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "（検索した質問：鹿肉）\n" + PLAIN
+    assert result.stdout == "（検索した質問：エゾシカについて、それについてもっと詳しく）\n" + PLAIN
 
 
-def test_ask_abstains_on_what_the_plan_does_not_say(env) -> None:
-    result = _invoke("ask", "--json", "札幌市の観光予算はいくら？")
+def test_ask_says_what_the_plan_does_not_state(env) -> None:
+    result = _invoke("ask", "--json", "エゾシカの駆除目標は年何頭？")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert (data["abstained"], data["citations"]) == (True, [])
-    assert data["answer"].startswith("ビジョンには記載がありません。")
+    assert (data["coverage"], data["missing"], data["abstained"]) == ("related", ["エゾシカの駆除目標"], True)
+    assert [c["quote"] for c in data["citations"]] == [DEER]
+    assert data["answer"].startswith("ビジョンには、エゾシカの駆除目標の具体的な数値は書かれていません。")
+
+
+def test_ask_off_topic_says_where_to_ask(env) -> None:
+    data = json.loads(_invoke("ask", "--json", "ゴミの収集日は？").stdout)
+    assert (data["coverage"], data["abstained"]) == ("none", True)
+    assert "振興局" in data["answer"].splitlines()[0]
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\u200b"])
@@ -122,19 +131,32 @@ def test_draft_without_an_index_exits_3(env, tmp_path: Path) -> None:
     assert "vision-qa ingest" in result.stderr
 
 
+INQUIRY = "お世話になっております。\nエゾシカの活用について教えてください。\n事業の予算はいくらですか？\nよろしくお願いいたします。\n"
+
+
 def test_draft_json_reads_the_inquiry_from_stdin(env) -> None:
-    inquiry = "お世話になっております。\nエゾシカの活用について教えてください。\n事業の予算はいくらですか？\nよろしくお願いいたします。\n"
-    result = _invoke("draft", "--json", input=inquiry)
+    result = _invoke("draft", "--json", input=INQUIRY)
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["inquiry"] == inquiry.strip()
+    assert data["inquiry"] == INQUIRY.strip()
     assert [p["question"] for p in data["points"]] == ["エゾシカの活用について教えてください。", "事業の予算はいくらですか？"]
-    assert [p["abstained"] for p in data["points"]] == [False, True]
-    assert data["uncovered"] == ["事業の予算はいくらですか？"]
-    assert [(c["n"], c["quote"]) for c in data["citations"]] == [(1, DEER)]
+    assert [p["coverage"] for p in data["points"]][0] == "direct"
+    assert data["points"][1]["coverage"] in ("related", "none")
+    assert data["uncovered"] and data["uncovered"][0].startswith("事業の予算はいくらですか？")
+    assert (data["citations"][0]["n"], data["citations"][0]["quote"]) == (1, DEER)
     assert data["draft"].startswith("このたびは、お問い合わせいただき誠にありがとうございます。\n")
     assert f"・{DEER} [1]" in data["draft"]
-    assert "【要確認事項（ビジョンに記載のない点）】\n・事業の予算はいくらですか？（要確認）" in data["draft"]
+    assert "要確認" not in data["draft"]  # the reply is send-ready; open points are their own field
+
+
+def test_draft_prints_the_reply_then_the_sources_then_the_open_points(env) -> None:
+    result = _invoke("draft", input=INQUIRY)
+    assert result.exit_code == 0, result.stderr
+    reply, rest = result.stdout.split("\n\n======== 引用箇所（職員確認用） ========\n")
+    sources, open_points = rest.split("\n\n======== 要確認事項（職員向け・返信文には含まれません） ========\n")
+    assert f"【出典】\n[1] {TITLE} › {D1_LABEL}" in reply and "要確認" not in reply
+    assert sources.splitlines()[:2] == [f"[1] {TITLE} › {DIRECTIONS} › {D1}", f"    「{DEER}」"]
+    assert open_points.splitlines()[0].startswith("・事業の予算はいくらですか？")
 
 
 def test_draft_of_empty_stdin_exits_2(env) -> None:

@@ -53,8 +53,8 @@ def test_answer_log_has_timings_and_no_question_text(vision_index, log_file: Pat
     build_assistant(vision_index).ask(question)
     [entry] = _lines(log_file)
     assert entry["event"] == "answer"
-    assert (entry["mode"], entry["abstained"], entry["citations"], entry["question_chars"]) == (
-        "extractive", False, 1, len(question))
+    assert (entry["mode"], entry["coverage"], entry["citations"], entry["question_chars"]) == (
+        "extractive", "related", 1, len(question))
     assert set(entry["timings_ms"]) == {"retrieve", "answer", "total"}
     assert question not in log_file.read_text(encoding="utf-8")
 

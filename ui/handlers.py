@@ -125,23 +125,13 @@ class Handlers:
                                     {"role": "assistant", "content": "（回答を作成しています…）"}]
         hidden = self._suggestion_updates([])
         yield (shown, render.SOURCES_SEARCHING, "", state, "", *hidden)
-        partial, answer = "", None
         try:
-            for item in self.assistant.stream(question, history[-MAX_HISTORY:]):
-                if isinstance(item, Answer):
-                    answer = item
-                    continue
-                partial += item
-                shown = shown[:-1] + [{"role": "assistant", "content": render.chat_text(partial)}]
-                yield (shown, gr.skip(), gr.skip(), state, gr.skip(), *hidden)
+            answer = self.assistant.ask(question, history[-MAX_HISTORY:])
         except InputError as e:
             raise error(str(e)) from None
         except Exception:
-            log.exception("stream failed")
+            log.exception("ask failed")
             raise error(GENERIC_ERROR) from None
-        if answer is None:
-            log.error("stream ended without an Answer")
-            raise error(GENERIC_ERROR)
         new_state = {
             "history": history + [{"role": "user", "content": question},
                                   {"role": "assistant", "content": answer.text}],

@@ -40,28 +40,6 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def run_ingest(settings, paths: list[Path] | None = None, rebuild: bool = False, quiet: bool = False):
-    """Ingest with a progress bar on stderr; returns the report."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from assistant.build import build_indexer
-
-    indexer = build_indexer(settings)
-    console = Console(stderr=True)
-    labels = {"read": "ファイル読込", "embed": "埋め込み", "terms": "語句ベクトル", "bm25": "BM25索引"}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=quiet, transient=False) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(labels.get(stage, stage), total=max(total, 1))
-            bar.update(tasks[stage], completed=done, total=max(total, 1))
-
-        return indexer.run(paths, rebuild=rebuild, progress=progress)
-
-
 def _print_problems(report) -> None:
     for w in report.warnings:
         typer.secho(f"warning: {w}", fg="yellow", err=True)
@@ -73,6 +51,7 @@ def _print_problems(report) -> None:
 def ingest(paths: list[Path] = typer.Argument(None, help="files or folders (default: the corpus folder)"),
            rebuild: bool = typer.Option(False, "--rebuild", help="rebuild from scratch (embeddings stay cached)")):
     """Index the corpus into Chroma + BM25 (incremental; only changed text is embedded)."""
+    from assistant.build import run_ingest
     from ingest.indexer import IngestBusy
     from ingest.sources import SourcesError
 
@@ -115,6 +94,18 @@ def format_answer(answer) -> str:
         lines.append("")
         lines.append("要確認（出典で確認できない文）：")
         lines.extend(f"- {s}" for s in answer.unsupported)
+    return "\n".join(lines)
+
+
+def format_draft(draft) -> str:
+    """The reply as it goes to the resident, then what staff check: the quoted passages with
+    their full section paths, and the points the plan does not cover."""
+    lines = [draft.text, "", "=" * 8 + " 引用箇所（職員確認用） " + "=" * 8]
+    for c in draft.citations:
+        page = f" p.{c.page}" if c.page else ""
+        lines += [f"[{c.n}] {c.title}{page}" + (f" › {c.section_label}" if c.section else ""), f"    「{c.quote}」"]
+    lines += ["", "=" * 8 + " 要確認事項（職員向け・返信文には含まれません） " + "=" * 8]
+    lines += [f"・{u}" for u in draft.uncovered] or ["（ありません）"]
     return "\n".join(lines)
 
 
@@ -170,13 +161,13 @@ def draft(file: Optional[Path] = typer.Argument(None, help="the inquiry text fil
         _fail(str(exc), 2)
     except IndexError_ as exc:
         _fail(str(exc), 3)
-    typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=1) if as_json else result.text)
+    typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=1) if as_json else format_draft(result))
 
 
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(7860)):
     """Ingest if needed, then serve the chat on http://HOST:PORT."""
-    from assistant.build import store_spec
+    from assistant.build import run_ingest, store_spec
     from ingest.embedders import make_embedder
     from ingest.indexer import IngestBusy
     from ingest.sources import SourcesError

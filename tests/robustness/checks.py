@@ -15,7 +15,9 @@ from ingest.normalize import squash_whitespace
 from ui import render
 
 MODES = {"extractive", "llm", "extractive-fallback", "structure", "refused"}
-KINDS = ("answered", "abstained", "refused", "input-error", "crash")  # crash: a known bug (xfail)
+# answered: quoted the plan (coverage direct or related); abstained: the plan does not cover it
+# (coverage none); crash: a known bug (xfail).
+KINDS = ("answered", "abstained", "refused", "input-error", "crash")
 
 
 def prompt_lines() -> list[str]:
@@ -84,14 +86,14 @@ def draft_kind(draft: Draft) -> str:
     modes = {p.answer.mode for p in draft.points}
     if modes == {"refused"}:
         return "refused"
-    return "abstained" if all(p.answer.abstained for p in draft.points) else "answered"
+    return "abstained" if all(p.answer.coverage == "none" for p in draft.points) else "answered"
 
 
 def kind_of(answer: Answer | dict) -> str:
     d = answer.to_dict() if isinstance(answer, Answer) else answer
     if d["mode"] == "refused":
         return "refused"
-    return "abstained" if d["abstained"] else "answered"
+    return "abstained" if d["coverage"] == "none" else "answered"
 
 
 # -- sources --------------------------------------------------------------------------------------
@@ -123,15 +125,19 @@ def check_answer(d: dict, sources: Sources, question: str) -> str:
     assert isinstance(text, str) and text.strip(), "empty answer text"
     assert not leaked(json.dumps(d, ensure_ascii=False), question), "prompt text in the answer"
     cites = d["citations"]
+    assert d["abstained"] == (d["coverage"] != "direct")
     if d["mode"] == "refused":
-        assert d["abstained"] and not cites
+        assert d["coverage"] == "none" and not cites
         assert text == prompts.render("extractive", f"refuse_{d['language']}")
-    elif d["abstained"]:
-        assert not cites and d["mode"] in ("extractive", "llm")
-        if d["mode"] == "extractive":
-            assert text.startswith(prompts.render("extractive", f"abstain_{d['language']}", suggestions=[]).splitlines()[0])
+    elif d["coverage"] == "none":
+        # Not covered: says so and where to ask; at most three nearest bullets are quoted.
+        assert d["mode"] == "extractive" and len(cites) <= 3
+        first = prompts.render("extractive", f"none_{d['language']}", contact="", nearest=False)
+        assert text.startswith(first.strip()), text
     else:
         assert cites, "an answer without a citation"
+        if d["coverage"] == "related":
+            assert d["missing"] and text.startswith(("ビジョンには、", "The vision ", "「")), text
     assert [c["n"] for c in cites] == list(range(1, len(cites) + 1)), "citation numbers are not 1..n"
     for c in cites:
         assert sources.verbatim(c), f"quote [{c['n']}] is not verbatim in {c['source']}: {c['quote']!r}"
@@ -145,7 +151,7 @@ def check_answer(d: dict, sources: Sources, question: str) -> str:
 
 def check_same(d: dict, clean: dict) -> None:
     """An input that only differs from a clean question by what is stripped: the same answer."""
-    keys = ("answer", "mode", "abstained", "citations")
+    keys = ("answer", "mode", "coverage", "citations")
     assert {k: d[k] for k in keys} == {k: clean[k] for k in keys}
 
 
@@ -153,7 +159,8 @@ def check_draft(draft: Draft, sources: Sources, inquiry: str) -> None:
     d = draft.to_dict()
     json.dumps(d, ensure_ascii=False)
     assert draft.text.startswith(prompts.render("draft", "opening").splitlines()[0])
-    assert prompts.render("extractive", "attribution") in draft.text
+    assert ("【出典】" in draft.text) == bool(draft.citations)
+    assert "要確認" not in draft.text, "staff-only text in the reply"
     assert not leaked(draft.text, inquiry), "prompt text in the draft"
     assert [c.n for c in draft.citations] == list(range(1, len(draft.citations) + 1))
     for c in draft.citations:
@@ -161,7 +168,10 @@ def check_draft(draft: Draft, sources: Sources, inquiry: str) -> None:
         assert f"[{c.n}]" in draft.text
     for p in draft.points:
         assert set(p.numbers) <= {c.n for c in draft.citations}
-        assert p.answer.abstained == (p.question in draft.uncovered)
+        if p.answer.coverage == "none":
+            assert p.question in draft.uncovered
+        elif p.answer.coverage == "related":
+            assert any("、".join(p.answer.missing) in u for u in draft.uncovered)
 
 
 # -- what the UI would show --------------------------------------------------------------------
@@ -211,7 +221,9 @@ def check_rendered_draft(draft: Draft) -> None:
 
 def answer_from_dict(d: dict) -> Answer:
     """The API's JSON back into an Answer, to render it as the chat tab would."""
-    cites = [Citation(c["n"], c["chunk_id"], c["source"], c["title"], tuple(c["section"].split(" › ")) if c["section"]
-                      else (), c["quote"], c["page"]) for c in d["citations"]]
-    return Answer(d["question"], d["rewritten_query"], d["answer"], cites, d["abstained"], d["mode"], d["language"],
+    cites = [Citation(n=c["n"], chunk_id=c["chunk_id"], source=c["source"], title=c["title"],
+                      section=tuple(c["section"].split(" › ")) if c["section"] else (), quote=c["quote"],
+                      page=c["page"], label=c.get("label", "")) for c in d["citations"]]
+    return Answer(question=d["question"], rewritten_query=d["rewritten_query"], text=d["answer"], citations=cites,
+                  coverage=d["coverage"], mode=d["mode"], language=d["language"], missing=d["missing"],
                   suggestions=d["suggestions"], notes=d["notes"], unsupported=d["unsupported"])

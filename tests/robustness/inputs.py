@@ -207,7 +207,7 @@ CURATED: list[Case] = [
     _("digits-only", "1234567890" * 5, None),
     # -- baselines ------------------------------------------------------------------------------
     _("baseline-deer", DEER_Q, "answered"),
-    _("baseline-abstain", "札幌市の観光予算はいくら？", "abstained"),
+    _("baseline-abstain", "Who won the 2022 FIFA World Cup?", "abstained"),
 ]
 del _
 assert len({c.label for c in CURATED}) == len(CURATED)

@@ -84,7 +84,7 @@ def scripted(extractive: Assistant, response: str) -> Assistant:
 
 
 def notice_chunk(assistant: Assistant):
-    [chunk] = [c for c in assistant.index.chunks if c.source == "notice.txt" and c.section]
+    [chunk] = [c for c in assistant.current().index.chunks if c.source == "notice.txt" and c.section]
     return chunk
 
 
@@ -98,7 +98,7 @@ def test_the_notice_is_indexed_verbatim(extractive) -> None:
 def test_extractive_answer_quotes_the_injection_only_as_data(extractive, sources) -> None:
     answer = extractive.ask(QUESTION)
     LEDGER.record("doc.extractive", kind_of(answer))
-    assert (answer.mode, answer.abstained, answer.notes) == ("extractive", False, [])
+    assert (answer.mode, answer.coverage, answer.notes[:-1]) == ("extractive", "direct", [])
     assert [(c.n, c.source, c.quote) for c in answer.citations] == [(1, "notice.txt", BODY)]
     assert answer.text == f"{LEAD}\n・{BODY} [1]"
     check_answer(answer.to_dict(), sources, QUESTION)
@@ -202,12 +202,6 @@ def test_an_obeying_model_leaks_no_prompt_text(extractive, response) -> None:
     assert not leaked(answer.text)
     assert not leaked(json.dumps(answer.to_dict(), ensure_ascii=False))
     assert not leaked(format_answer(answer))
-
-
-@OBEYING
-def test_an_obeying_model_streams_no_prompt_text(extractive, response) -> None:
-    *deltas, _ = list(scripted(extractive, response).stream(QUESTION))
-    assert not leaked("".join(deltas))
 
 
 # -- the browser: a Markdown image in a quote must not be fetched ------------------------------

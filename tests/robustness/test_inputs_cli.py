@@ -100,7 +100,7 @@ def test_draft_from_stdin(case: inputs.Case, env, real_assistant) -> None:
         LEDGER.record("cli.draft", "input-error")
         exits_with_error(result, str(exc))
         return
-    LEDGER.record("cli.draft", "answered" if expected["citations"] else "abstained")
+    LEDGER.record("cli.draft", "answered" if expected["citations"] else "abstained")  # quoted the plan or not
     assert (result.exit_code, result.stderr) == (0, "")
     data = json.loads(result.stdout)
     assert {k: v for k, v in data.items() if k != TIMINGS} == {k: v for k, v in expected.items() if k != TIMINGS}
@@ -143,7 +143,7 @@ def test_draft_from_a_shift_jis_file(env, tmp_path, real_assistant) -> None:
     inquiry.write_bytes(inputs.DEER_Q.encode("cp932"))
     result = invoke("draft", str(inquiry))
     assert (result.exit_code, result.stderr) == (0, ""), result.exception
-    assert result.stdout == real_assistant.draft(inputs.DEER_Q).text + "\n"
+    assert result.stdout == cli.format_draft(real_assistant.draft(inputs.DEER_Q)) + "\n"
 
 
 def test_draft_from_a_missing_file(env, tmp_path) -> None:

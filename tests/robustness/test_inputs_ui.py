@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationW
               pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated:Warning")]
 PASSWORD = "staff-pw"
-SAME = ("answer", "mode", "abstained", "citations")
+SAME = ("answer", "mode", "coverage", "citations")
 
 
 @pytest.fixture(scope="module")

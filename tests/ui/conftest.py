@@ -5,7 +5,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -72,19 +71,19 @@ class ScriptedAssistant:
         if "宇宙" in question:
             return Answer(question=question, rewritten_query=rewritten,
                           text="ビジョンには、この質問に答える記述が見つかりませんでした。",
-                          citations=[], abstained=True, mode="extractive", suggestions=list(SUGGESTIONS))
+                          citations=[], coverage="none", mode="extractive", suggestions=list(SUGGESTIONS))
         if HOSTILE in question:
             cite = Citation(n=1, chunk_id="vision-9999", source="x.txt", title=f"資料{HOSTILE}",
                             section=("Ⅰ <b>地域</b>",), quote=f"記述{HOSTILE}です", page=None)
             return Answer(question=question, rewritten_query=rewritten, text=f"「{HOSTILE}」の記述です[1]。",
-                          citations=[cite], abstained=False, mode="extractive")
+                          citations=[cite], coverage="direct", mode="extractive")
         if "鹿" in question or "エゾシカ" in question:
             return Answer(question=question, rewritten_query=rewritten,
                           text="捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています[1]。",
-                          citations=[DEER], abstained=False, mode="extractive")
+                          citations=[DEER], coverage="direct", mode="extractive")
         return Answer(question=question, rewritten_query=rewritten,
                       text="「ゼロカーボン北海道」の実現に向けた取組を推進します[1]。",
-                      citations=[ZERO_CARBON], abstained=False, mode="extractive")
+                      citations=[ZERO_CARBON], coverage="direct", mode="extractive")
 
     def ask(self, question: str, history: list[Message] = []) -> Answer:  # noqa: B006 (the interface's signature)
         self._validate(question, "質問")
@@ -96,16 +95,6 @@ class ScriptedAssistant:
             return self.answer_for(question, history)
         finally:
             self._leave()
-
-    def stream(self, question: str, history: list[Message] = []) -> Iterator[str | Answer]:  # noqa: B006
-        self._validate(question, "質問")
-        with self._lock:
-            self.calls.append(("stream", question, list(history)))
-        answer = self.answer_for(question, history)
-        for i in range(0, len(answer.text), 8):
-            time.sleep(self.delay)
-            yield answer.text[i:i + 8]
-        yield answer
 
     def draft(self, inquiry: str) -> Draft:
         self._validate(inquiry, "問い合わせ")

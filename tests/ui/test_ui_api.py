@@ -51,7 +51,7 @@ def test_ask_endpoint(served):
     assert data["citations"] == [{
         "n": 1, "chunk_id": "vision-0042", "source": "kushiro-nemuro-vision.txt",
         "title": "釧路・根室連携地域「地域づくり推進ビジョン」",
-        "section": "Ⅰ 地域のめざす姿 › １ 農林水産業をはじめとする地域産業の振興",
+        "section": "Ⅰ 地域のめざす姿 › １ 農林水産業をはじめとする地域産業の振興", "label": "",
         "quote": "個体数管理等のために捕獲したエゾシカの有効活用の促進と、地域ブランド化の推進", "page": 2}]
     history = json.dumps([{"role": "user", "content": "エゾシカの有効活用について教えて"},
                           {"role": "assistant", "content": "…[1]"}], ensure_ascii=False)

@@ -121,7 +121,7 @@ def test_abstention_suggestion_button_asks_about_the_section(page, served):
     page.locator("#vqa-sources .vqa-quote").wait_for()
     question = f"「{section}」について教えてください"
     page.locator('#vqa-chat [data-testid="user"]', has_text=question).wait_for()
-    assert ("stream", question) in [(kind, q) for kind, q, _ in served.assistant.calls]
+    assert ("ask", question) in [(kind, q) for kind, q, _ in served.assistant.calls]
 
 
 def test_staff_login_draft_and_docx_download(page, served, tmp_path):

@@ -25,7 +25,7 @@ DEER_ROW = {
                    "title": "釧路・根室連携地域「地域づくり推進ビジョン」",
                    "section": "Ⅰ 地域のめざす姿 › １ 農林水産業をはじめとする地域産業の振興",
                    "quote": "個体数管理等のために捕獲したエゾシカの有効活用の促進と、地域ブランド化の推進",
-                   "page": 2}],
+                   "page": 2, "label": ""}],
     "config": {"assistant": "scripted", "mode": "extractive", "version": 1},
 }
 

@@ -29,12 +29,7 @@ def test_chat_streams_escaped_text_then_final_answer_and_sources(app, scripted):
     assert chat == [{"role": "user", "content": "鹿肉って何か取り組みあるの？"},
                     {"role": "assistant", "content": "（回答を作成しています…）"}]
     assert (box, status, row) == ("", "", gr.update(visible=False))
-    # then one step per 8-character delta
-    assert [s[0][-1]["content"] for s in steps[1:-1]] == [
-        "捕獲したエゾシカ", "捕獲したエゾシカの有効活用と地域", "捕獲したエゾシカの有効活用と地域ブランド化を推進",
-        "捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています",
-        "捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています[1]。"]
-    assert all(s[1] == SKIP and s[2] == SKIP for s in steps[1:-1])
+    assert len(steps) == 2  # a placeholder, then the whole answer (nothing is shown before the guard)
     chat, sources, box, state, status, row, *buttons = steps[-1]
     answer_text = "捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています[1]。"
     assert chat[-1] == {"role": "assistant", "content": answer_text}
@@ -69,7 +64,7 @@ def test_hostile_question_is_escaped_in_chat_and_sources(app, scripted):
 def test_follow_up_passes_history_and_shows_rewritten_query(app, scripted):
     *_, first = app["chat_send"]("エゾシカの有効活用について教えて", None, req())
     *_, second = app["chat_submit"]("いつまで？", first[3], req())
-    assert scripted.calls[-1] == ("stream", "いつまで？", first[3]["history"])
+    assert scripted.calls[-1] == ("ask", "いつまで？", first[3]["history"])
     assert '<p class="vqa-rewritten">検索した質問：エゾシカの有効活用について教えて いつまで？</p>' in second[1]
     assert len(second[0]) == 4
 

@@ -43,7 +43,7 @@ def test_highlight_skips_particles_and_trims_leading_hiragana():
 
 def test_sources_html_shows_rewritten_query_escaped(scripted):
     answer = Answer(question="いつまで？", rewritten_query=f"エゾシカの有効活用はいつまで？{HOSTILE}",
-                    text="…[1]", citations=[scripted.DEER], abstained=False, mode="extractive")
+                    text="…[1]", citations=[scripted.DEER], coverage="direct", mode="extractive")
     html = render.sources_html(answer)
     assert html.splitlines()[0:2] == [
         '<div class="vqa-sources">',
@@ -55,7 +55,7 @@ def test_sources_html_shows_rewritten_query_escaped(scripted):
 
 def test_sources_html_hides_rewritten_query_when_same(scripted):
     answer = Answer(question="鹿は？", rewritten_query=" 鹿は？ ", text="…", citations=[scripted.DEER],
-                    abstained=False, mode="extractive")
+                    coverage="direct", mode="extractive")
     assert "検索した質問" not in render.sources_html(answer)
 
 
