@@ -1,16 +1,18 @@
 """Graded coverage: does the plan state what was asked (direct), only the topic (related), or
 nothing relevant (none)?
 
-1. The passage model scores every retrieved passage. When none is likely relevant, the plan
-   does not cover the question; the nearest bullets are shown.
+1. The passage model scores every retrieved passage; the topic model judges from those scores
+   and from how well the question's nouns match whether its topic is in the plan at all. When
+   it is not, the nearest bullets are shown.
 2. Otherwise the likely relevant passages (at most three) hold the topic. Whether they also
    state what the question singles out is the direct model's call, from: how much of the
    asking clause they hold, the kind of fact its interrogative asks for (a number, a date, a
    person or body, a particular place or thing) and whether they state one, and whether the
    names in the asking clause are there (literally, by reading or with one typo; the words of
    the plan's title are its own scope). Names in context clauses never decide.
-3. A related answer says what the passages do not state: the asked fact, the missing names,
-   or else the asking clause's words they lack.
+3. A related answer says what the passages do not state: the asked fact or the missing names.
+   When the direct model doubts without either, the answer calls the passages related and
+   claims nothing about what the plan lacks.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import numpy as np
 from assistant.matching import TermMatcher
 from assistant.question import Question
 from ingest.terms import Term
-from assistant.relevance import Calibration, Idf, passage_features, question_features
+from assistant.relevance import Calibration, Idf, passage_features, question_features, topic_features
 from assistant.types import Coverage, Hit
 from ingest.normalize import normalize_for_index
 
@@ -65,9 +67,10 @@ class CoverageJudge:
         prob = {h.chunk.id: float(x) for h, x in zip(hits, p)}
         best = float(p.max())
         nearest = [h for h in order if h.chunk.kind in _NEAREST_UNITS][:MAX_QUOTES]
-        if best < self.cal.none_below:
+        topic = float(self.cal.topic.probabilities(topic_features(question, hits, p, matcher, idf))[0])
+        if topic < self.cal.topic_from:
             return Grade(coverage="none", passages=[], nearest=nearest, probabilities=prob,
-                         reason=f"no relevant passage (best {best:.2f} < {self.cal.none_below:.2f})")
+                         reason=f"the topic is not in the plan (topic {topic:.2f} < {self.cal.topic_from:.2f})")
         chosen = choose(order, prob, self.cal.quote_from)
         kind_found, names = asked_facts(question, chosen, matcher, titles)
         row = question_features(question, chosen, p, matcher, idf, bool(names), kind_found)
@@ -78,12 +81,17 @@ class CoverageJudge:
         missing = ([Missing(what=question.asked or _words(question.focus), kind=question.asks)]
                    if question.asks and not kind_found else [])
         missing += [Missing(what=n.surface or n.text, kind="name") for n in names]
-        if not missing:
+        if not missing and question.context:
+            # A follow-up found its passages through the topic it carries (「エゾシカについて、その
+            # 予算は？」); what its own clause asks for, they do not have.
             lacking = [t for t in question.focus if t.topical and not any(matcher.found(t, h.chunk) for h in chosen)]
-            missing = [Missing(what=_words(lacking), kind="name") if lacking else Missing(what="", kind="point")]
+            if lacking and len(lacking) == len([t for t in question.focus if t.topical]):
+                missing = [Missing(what=_words(lacking), kind="name")]
+        # Without a fact or a name to point at, the model's doubt is all there is: the answer
+        # says the passages are related, and claims nothing about what the plan lacks.
         return Grade(coverage="related", passages=chosen, missing=missing, probabilities=prob,
                      reason=f"direct {direct:.2f} < {self.cal.direct_from:.2f}; not stated: "
-                            + ", ".join(m.what for m in missing))
+                            + (", ".join(m.what for m in missing) or "(unsure)"))
 
 
 def choose(order: list[Hit], prob: dict[str, float], quote_from: float) -> list[Hit]:
@@ -107,6 +115,8 @@ def asked_facts(question: Question, chosen: list[Hit], matcher: TermMatcher,
             # A period (今後５年程度) answers "how long" as well as "when".
             wanted = {"quantity", "date"} if question.asks == "quantity" else {question.asks}
             kind_found = any(wanted & v.facts for v in views)
+    if question.language == "en":
+        return kind_found, []  # an English name cannot be found literally in Japanese passages
     scope = normalize_for_index("".join(titles.get(h.chunk.source, "") for h in chosen))
     names = [n for n in question.entities
              if normalize_for_index(n.text) not in scope and normalize_for_index(n.surface or n.text) not in scope

@@ -90,9 +90,11 @@ class DraftWriter:
             points.append(DraftPoint(question=question, answer=answer, numbers=[c.n for c in numbered]))
             if answer.coverage == "none":
                 uncovered.append(question)
-            elif answer.coverage == "related":
+            elif answer.coverage == "related" and answer.missing:
                 uncovered.append(prompts.render("draft", "uncovered_related", question=answer.rewritten_query or question,
                                                 missing="、".join(answer.missing)))
+            elif answer.coverage == "related":
+                uncovered.append(prompts.render("draft", "uncovered_unsure", question=answer.rewritten_query or question))
             sections.append(prompts.render("draft", "point", number=i, question=question, coverage=answer.coverage,
                                            missing="、".join(answer.missing), citations=numbered))
         uncovered += questions[MAX_POINTS:]

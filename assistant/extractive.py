@@ -75,6 +75,7 @@ class ExtractiveAnswerer:
         section = outline.label(chunks[0]) if len(sections) == 1 and chunks[0].section else ""
         document = document_name({c.title for c in citations}, language)
         if grade.coverage == "related":
+            section = section if grade.missing else ""  # the neutral lead names no section
             lead = prompts.render("extractive", f"related_{language}", missing=_missing_phrases(grade.missing, language),
                                   section=section, document=document)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from assistant.injection import strip_injection
 from assistant.types import InputError, Message
 from ingest.normalize import strip_invisible
 from ingest.terms import GENERIC_TERMS, Term, TermExtractor, detect_language
@@ -84,7 +85,8 @@ class FollowUpRewriter:
     def rewrite(self, question: str, history: list[Message], known=lambda term: True) -> str:
         if not self.is_follow_up(question, history, known):
             return question
-        previous = [m["content"] for m in history if m.get("role") == "user"]
+        # A turn that only tried to steer the assistant has no topic to carry.
+        previous = [strip_injection(m["content"])[0] for m in history if m.get("role") == "user"]
         # Walk back to the last turn that had its own topic.
         topic = ""
         for turn in reversed(previous):

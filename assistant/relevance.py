@@ -6,11 +6,13 @@ cosines 0.83–0.86, like answerable ones). Instead:
 - **Passage relevance** (one row per retrieved passage): dense cosine and its gap to the
   best, BM25 score, fused rank, how much of the asking clause (IDF-weighted) the passage and
   its section path hold, whether it states the kind of fact asked, and what kind of unit it is.
+- **Topic** (one row per question, over all retrieved passages): is the question's topic in them
+  at all — the best relevance, the best dense and BM25 scores, how well its nouns match.
 - **Direct coverage** (one row per question, over the passages chosen as relevant): the best
   relevance, how much of the asking clause they hold, whether the asked kind of fact and the
   asked names are there, whether only the context matched.
 
-Both are logistic regressions fitted on the dev split only (``vision-qa eval calibrate``); the
+All three are logistic regressions fitted on the dev split only (``vision-qa eval calibrate``); the
 coefficients and thresholds are a package file, ``assistant/calibration.json``.
 """
 from __future__ import annotations
@@ -31,6 +33,10 @@ from ingest.normalize import normalize_for_index
 PASSAGE_FEATURES = (
     "dense", "dense_gap", "bm25", "rank", "focus_soft", "focus_found", "best_focus", "context_found", "section_found",
     "asks_kind", "has_kind", "bullet", "statement", "heading", "other_unit", "english", "english_dense", "no_focus",
+)
+TOPIC_FEATURES = (
+    "best", "second", "dense_top", "bm25_top", "noun_found", "noun_best", "noun_worst", "noun_kanji", "english",
+    "no_nouns",
 )
 QUESTION_FEATURES = (
     "best", "margin", "noun_found", "noun_best", "noun_worst", "noun_kanji", "asks_kind", "kind_found", "name_missing",
@@ -93,6 +99,33 @@ def passage_features(question: Question, hits: list[Hit], matcher: TermMatcher, 
     return np.asarray(rows, dtype=np.float64).reshape(len(hits), len(PASSAGE_FEATURES))
 
 
+def _noun_matches(question: Question, hits: list[Hit], matcher: TermMatcher, idf: Idf):
+    """For each topical noun of the asking clause: its weight, its best similarity to a term of
+    the hits, and the best weighted share of its kanji that a hit has."""
+    nouns = [t for t in question.focus if t.topical]
+    weights = [idf(t.text) for t in nouns]
+    sims = [max((matcher.score(t, h.chunk) for h in hits), default=0.0) for t in nouns]
+    kanji = [max((matcher.kanji_share(t, h.chunk, idf) for h in hits), default=0.0) for t in nouns]
+    return nouns, weights, sims, kanji
+
+
+def topic_features(question: Question, hits: list[Hit], probs: np.ndarray, matcher: TermMatcher,
+                   idf: Idf) -> np.ndarray:
+    """The TOPIC_FEATURES row: is the question's topic in the retrieved passages at all?"""
+    ranked = np.sort(probs)[::-1]
+    nouns, weights, sims, kanji = _noun_matches(question, hits, matcher, idf)
+    total = sum(weights) or 1.0
+    dense = [h.scores["dense"] for h in hits if "dense" in h.scores]
+    return np.asarray([
+        float(ranked[0]) if len(ranked) else 0.0, float(ranked[1]) if len(ranked) > 1 else 0.0,
+        max(dense, default=0.0), max((h.scores.get("bm25", 0.0) for h in hits), default=0.0),
+        sum(w for w, s in zip(weights, sims) if s >= matcher.term_sim) / total,
+        _spread(max(sims, default=0.0)), _spread(min(sims, default=0.0)),
+        sum(w * k for w, k in zip(weights, kanji)) / total,
+        float(question.language == "en"), float(not nouns),
+    ], dtype=np.float64)
+
+
 def question_features(question: Question, chosen: list[Hit], probs: np.ndarray, matcher: TermMatcher, idf: Idf,
                       names_missing: bool, kind_found: bool) -> np.ndarray:
     """The QUESTION_FEATURES row over the passages chosen as relevant. Only the asking
@@ -100,11 +133,8 @@ def question_features(question: Question, chosen: list[Hit], probs: np.ndarray, 
     ranked = np.sort(probs)[::-1]
     best = float(ranked[0]) if len(ranked) else 0.0
     margin = best - float(ranked[1]) if len(ranked) > 1 else best
-    nouns = [t for t in question.focus if t.topical]
-    sims = [max((matcher.score(t, h.chunk) for h in chosen), default=0.0) for t in nouns]
-    weights = [idf(t.text) for t in nouns]
+    nouns, weights, sims, kanji = _noun_matches(question, chosen, matcher, idf)
     share = sum(w for w, s in zip(weights, sims) if s >= matcher.term_sim) / (sum(weights) or 1.0)
-    kanji = [max((matcher.kanji_share(t, h.chunk, idf) for h in chosen), default=0.0) for t in nouns]
     context_hit = any(matcher.found(t, h.chunk) for t in question.context for h in chosen)
     english = float(question.language == "en")
     return np.asarray([
@@ -146,18 +176,20 @@ class Logistic:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Both models and their thresholds, fitted together on dev."""
+    """The three models and their thresholds, fitted together on dev."""
 
     relevance: Logistic
+    topic: Logistic
     direct: Logistic
-    none_below: float  # no passage this likely relevant: the plan does not cover the question
+    topic_from: float  # the question's topic is in the plan when the topic model is this sure
     quote_from: float  # quote the passages at least this likely relevant (at most three)
     direct_from: float  # the plan states what was asked when the direct model is this sure
     meta: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"relevance": self.relevance.to_dict(), "direct": self.direct.to_dict(),
-                           "thresholds": {"none_below": self.none_below, "quote_from": self.quote_from,
+        return json.dumps({"relevance": self.relevance.to_dict(), "topic": self.topic.to_dict(),
+                           "direct": self.direct.to_dict(),
+                           "thresholds": {"topic_from": self.topic_from, "quote_from": self.quote_from,
                                           "direct_from": self.direct_from},
                            "meta": self.meta}, ensure_ascii=False, indent=1)
 
@@ -165,9 +197,9 @@ class Calibration:
     def from_json(cls, text: str) -> "Calibration":
         d = json.loads(text)
         t = d["thresholds"]
-        return cls(Logistic.from_dict(d["relevance"], PASSAGE_FEATURES),
+        return cls(Logistic.from_dict(d["relevance"], PASSAGE_FEATURES), Logistic.from_dict(d["topic"], TOPIC_FEATURES),
                    Logistic.from_dict(d["direct"], QUESTION_FEATURES),
-                   float(t["none_below"]), float(t["quote_from"]), float(t["direct_from"]), d.get("meta", {}))
+                   float(t["topic_from"]), float(t["quote_from"]), float(t["direct_from"]), d.get("meta", {}))
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Calibration":

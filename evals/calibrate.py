@@ -1,16 +1,21 @@
-"""Fit the two coverage models and their thresholds on the dev split only.
+"""Fit the three coverage models and their thresholds on the dev split only.
 
 Every dev item that reaches the coverage decision (not answered from the outline, not a staff
 inquiry, not a refused injection) runs through the real pipeline: follow-ups rewritten,
 passages retrieved, features computed. A passage is relevant when it holds one of the item's
-gold strings; a question is direct when its gold coverage is.
+gold strings; a question's topic is in the plan unless its gold coverage is none; it is direct
+when its gold coverage is.
+
+Items written blind (like the test split and the questions the product meets) weigh twice as
+much as the project's own first items, which earlier rules were tuned on.
 
 Thresholds are chosen on out-of-fold probabilities (5 folds grouped by item, so no item
-scores itself), then both models are refitted on all of dev:
-- ``none_below`` and ``quote_from``: at most 2 % of dev's direct items graded none; within
-  that, the most served + quote precision + none recall;
-- ``direct_from``: at most 5 % of dev's related/none items graded direct; within that, the
-  most direct items graded direct.
+scores itself), then the models are refitted on all of dev:
+- ``quote_from``: the most served + quote precision over the items whose topic is in the plan;
+- ``topic_from``: at most 3 % of the items whose topic is in the plan graded none; within that,
+  the most off-topic items graded none;
+- ``direct_from``: at most 5 % of the related/none items graded direct; within that, the most
+  direct items graded direct.
 
 ``vision-qa eval calibrate`` writes ``assistant/calibration.json`` (or --out).
 """
@@ -24,8 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from assistant.coverage import QUOTABLE, asked_facts, choose
-from assistant.relevance import (PASSAGE_FEATURES, QUESTION_FEATURES, Calibration, Logistic, passage_features,
-                                 question_features)
+from assistant.relevance import (PASSAGE_FEATURES, QUESTION_FEATURES, TOPIC_FEATURES, Calibration, Logistic,
+                                 passage_features, question_features, topic_features)
 from evals.dataset import DATASETS, EvalItem, load_split
 from evals.metrics import evidence_match
 
@@ -35,11 +40,10 @@ if TYPE_CHECKING:
     from assistant.types import Hit
     from vision_qa.settings import Settings
 
-MAX_NONE_ON_ANSWERABLE = 0.02
-MAX_DIRECT_ON_UNANSWERABLE = 0.05
-_GRID_NONE = np.round(np.arange(0.02, 0.61, 0.01), 2)
-_GRID_QUOTE = np.round(np.arange(0.10, 0.91, 0.02), 2)
-_GRID_DIRECT = np.round(np.arange(0.05, 0.96, 0.01), 2)
+MAX_NONE_ON_TOPICAL = 0.03
+MAX_DIRECT_ON_UNANSWERABLE = 0.08
+BLIND_WEIGHT = 2.0
+_GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 FOLDS = 5
 
 
@@ -78,50 +82,49 @@ def collect(assistant: "Assistant", items: list[EvalItem]) -> tuple[list[Sample]
     return out, gen
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> Logistic:
+def _weight(item: EvalItem) -> float:
+    return BLIND_WEIGHT if item.origin.startswith("blind") else 1.0
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, names: tuple[str, ...]) -> Logistic:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(x)
-    lr = LogisticRegression(max_iter=3000).fit(scaler.transform(x), y)
+    lr = LogisticRegression(max_iter=3000).fit(scaler.transform(x), y, sample_weight=w)
     return Logistic(names, scaler.mean_, np.where(scaler.scale_ > 0, scaler.scale_, 1.0), lr.coef_[0],
                     float(lr.intercept_[0]))
 
 
-def _out_of_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+def _out_of_fold(x: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray,
+                 names: tuple[str, ...]) -> np.ndarray:
     from sklearn.model_selection import GroupKFold
 
     oof = np.zeros(len(y))
     for train, test in GroupKFold(n_splits=FOLDS).split(x, y, groups):
-        oof[test] = _logistic(x[train], y[train], names).probabilities(x[test])
+        oof[test] = _logistic(x[train], y[train], w[train], names).probabilities(x[test])
     return oof
 
 
-def _passage_metrics(samples: list[Sample], probs: list[np.ndarray], none_below: float, quote_from: float) -> dict:
-    none_direct = none_topical = none_correct = 0
-    served, precision = [], []
+def _share(mask: np.ndarray, of: np.ndarray, w: np.ndarray) -> float:
+    """The weighted share of the items ``of`` for which ``mask`` holds."""
+    return float((w * (mask & of)).sum() / max((w * of).sum(), 1e-9))
+
+
+def _quote_metrics(samples: list[Sample], probs: list[np.ndarray], quote_from: float) -> tuple[float, float]:
+    """Weighted served rate and quote precision over the items whose topic is in the plan."""
+    served = precision = total = 0.0
     for s, p in zip(samples, probs):
-        cov = s.item.coverage
-        graded_none = float(p.max()) < none_below
-        if cov == "none":
-            none_correct += graded_none
-            continue
-        none_topical += graded_none
-        none_direct += graded_none and cov == "direct"
-        if graded_none:
-            served.append(0.0)
+        if s.item.coverage == "none":
             continue
         prob = {h.chunk.id: float(x) for h, x in zip(s.hits, p)}
         order = [s.hits[i] for i in np.argsort(-p, kind="stable")]
         good = [s.labels[s.hits.index(h)] for h in choose(order, prob, quote_from)]
-        served.append(float(max(good)))
-        precision.append(sum(good) / len(good))
-    n = {c: sum(s.item.coverage == c for s in samples) for c in ("direct", "related", "none")}
-    return {"none_on_answerable": none_direct / max(n["direct"], 1),
-            "none_on_topical": none_topical / max(n["direct"] + n["related"], 1),
-            "none_recall": none_correct / max(n["none"], 1),
-            "served": float(np.mean(served)) if served else 0.0,
-            "quote_precision": float(np.mean(precision)) if precision else 0.0}
+        w = _weight(s.item)
+        served += w * max(good)
+        precision += w * sum(good) / len(good)
+        total += w
+    return served / total, precision / total
 
 
 def _question_rows(samples: list[Sample], probs: list[np.ndarray], quote_from: float, gen: "Generation",
@@ -139,44 +142,52 @@ def _question_rows(samples: list[Sample], probs: list[np.ndarray], quote_from: f
 def fit(samples: list[Sample], gen: "Generation") -> tuple[Calibration, dict]:
     from sklearn.metrics import roc_auc_score
 
+    # 1. Passage relevance.
     x = np.vstack([s.features for s in samples])
     y = np.concatenate([s.labels for s in samples])
+    w = np.concatenate([[_weight(s.item)] * len(s.labels) for s in samples])
     groups = np.concatenate([[i] * len(s.labels) for i, s in enumerate(samples)])
-    oof = _out_of_fold(x, y, groups, PASSAGE_FEATURES)
+    oof = _out_of_fold(x, y, w, groups, PASSAGE_FEATURES)
     per_item = [oof[groups == i] for i in range(len(samples))]
-    best, best_score = None, -1.0
-    for none_below in _GRID_NONE:
-        for quote_from in _GRID_QUOTE:
-            m = _passage_metrics(samples, per_item, none_below, quote_from)
-            score = m["served"] + m["quote_precision"] + m["none_recall"]
-            if m["none_on_answerable"] <= MAX_NONE_ON_ANSWERABLE and score > best_score:
-                best, best_score = (float(none_below), float(quote_from), m), score
-    if best is None:
-        raise RuntimeError("no threshold keeps dev's false 'none' rate within bounds")
-    none_below, quote_from, passage_dev = best
+    quote_from = max(_GRID, key=lambda t: sum(_quote_metrics(samples, per_item, t)))
+    served, precision = _quote_metrics(samples, per_item, quote_from)
 
-    # The direct model sees the items the passage model does not grade none.
-    keep = [i for i, p in enumerate(per_item) if p.max() >= none_below]
+    # 2. Is the topic in the plan?
+    iw = np.array([_weight(s.item) for s in samples])
+    tx = np.vstack([topic_features(s.question, s.hits, p, gen.matcher, gen.idf) for s, p in zip(samples, per_item)])
+    ty = np.array([s.item.coverage != "none" for s in samples])
+    t_oof = _out_of_fold(tx, ty.astype(float), iw, np.arange(len(samples)), TOPIC_FEATURES)
+    ok = [t for t in _GRID if _share(t_oof < t, ty, iw) <= MAX_NONE_ON_TOPICAL]
+    if not ok:
+        raise RuntimeError("no topic threshold keeps dev's false 'none' rate within bounds")
+    topic_from = max(ok, key=lambda t: _share(t_oof < t, ~ty, iw))
+
+    # 3. Does the plan state what was asked? Over the items graded topical.
+    keep = np.flatnonzero(t_oof >= topic_from)
     qx = _question_rows([samples[i] for i in keep], [per_item[i] for i in keep], quote_from, gen)
-    qy = np.array([samples[i].item.coverage == "direct" for i in keep], float)
-    q_oof = _out_of_fold(qx, qy, np.arange(len(keep)), QUESTION_FEATURES)
-    unanswerable = qy == 0
-    chosen = None
-    for t in _GRID_DIRECT:
-        wrong = float(((q_oof >= t) & unanswerable).sum() / max(unanswerable.sum(), 1))
-        recall = float(((q_oof >= t) & ~unanswerable).sum() / max((~unanswerable).sum(), 1))
-        if wrong <= MAX_DIRECT_ON_UNANSWERABLE and (chosen is None or recall > chosen[1]):
-            chosen = (float(t), recall, wrong)
-    if chosen is None:
+    qy = np.array([samples[i].item.coverage == "direct" for i in keep])
+    qw = iw[keep]
+    q_oof = _out_of_fold(qx, qy.astype(float), qw, np.arange(len(keep)), QUESTION_FEATURES)
+    ok = [t for t in _GRID if _share(q_oof >= t, ~qy, qw) <= MAX_DIRECT_ON_UNANSWERABLE]
+    if not ok:
         raise RuntimeError("no direct threshold keeps dev's false 'direct' rate within bounds")
-    direct_from, direct_recall, direct_wrong = chosen
+    direct_from = max(ok, key=lambda t: (_share(q_oof >= t, qy, qw), -t))
+
+    direct_gold = np.array([s.item.coverage == "direct" for s in samples])
     report = {"items": len(samples), "passages": int(len(y)), "relevant": int(y.sum()),
               "passage_auc_out_of_fold": float(roc_auc_score(y, oof)),
-              "direct_auc_out_of_fold": float(roc_auc_score(qy, q_oof)) if 0 < qy.sum() < len(qy) else None,
-              "dev_out_of_fold": {**passage_dev, "direct_recall": direct_recall,
-                                  "direct_on_unanswerable": direct_wrong}}
-    cal = Calibration(_logistic(x, y, PASSAGE_FEATURES), _logistic(qx, qy, QUESTION_FEATURES),
-                      none_below, quote_from, direct_from, {"fitted_on": "dev", **report})
+              "topic_auc_out_of_fold": float(roc_auc_score(ty, t_oof)),
+              "direct_auc_out_of_fold": float(roc_auc_score(qy, q_oof)),
+              "dev_out_of_fold": {  # weighted, blind items twice
+                  "served_if_topical": served, "quote_precision": precision,
+                  "none_on_topical": _share(t_oof < topic_from, ty, iw),
+                  "none_on_direct": _share(t_oof < topic_from, direct_gold, iw),
+                  "none_recall": _share(t_oof < topic_from, ~ty, iw),
+                  "direct_recall": _share(q_oof >= direct_from, qy, qw),
+                  "direct_on_unanswerable": _share(q_oof >= direct_from, ~qy, qw)}}
+    cal = Calibration(_logistic(x, y, w, PASSAGE_FEATURES), _logistic(tx, ty.astype(float), iw, TOPIC_FEATURES),
+                      _logistic(qx, qy.astype(float), qw, QUESTION_FEATURES), float(topic_from), float(quote_from),
+                      float(direct_from), {"fitted_on": "dev", **report})
     return cal, report
 
 
@@ -192,7 +203,8 @@ def calibrate(settings: "Settings", out: Path) -> dict:
     meta = {**cal.meta, "embedder": assistant.embedder.id,
             "dev_sha256": hashlib.sha256((DATASETS / "dev.jsonl").read_bytes()).hexdigest(),
             "coefficients": {"relevance": dict(zip(PASSAGE_FEATURES, np.round(cal.relevance.coef, 3).tolist())),
+                             "topic": dict(zip(TOPIC_FEATURES, np.round(cal.topic.coef, 3).tolist())),
                              "direct": dict(zip(QUESTION_FEATURES, np.round(cal.direct.coef, 3).tolist()))}}
-    cal = Calibration(cal.relevance, cal.direct, cal.none_below, cal.quote_from, cal.direct_from, meta)
+    cal = Calibration(cal.relevance, cal.topic, cal.direct, cal.topic_from, cal.quote_from, cal.direct_from, meta)
     out.write_text(cal.to_json() + "\n", encoding="utf-8")
     return meta

@@ -60,7 +60,7 @@ def calibrate_cmd(out: Path = typer.Option(Path(__file__).resolve().parents[1] /
     from vision_qa.settings import Settings
 
     meta = calibrate(Settings(), out)
-    typer.echo(json.dumps({k: meta[k] for k in ("items", "passages", "passage_auc_out_of_fold",
+    typer.echo(json.dumps({k: meta[k] for k in ("items", "passages", "passage_auc_out_of_fold", "topic_auc_out_of_fold",
                                                 "direct_auc_out_of_fold", "dev_out_of_fold")},
                           ensure_ascii=False, indent=1))
     typer.echo(f"wrote {out}")

@@ -102,7 +102,7 @@ def test_a_passage_cited_twice_keeps_its_first_number(assistant: Assistant) -> N
     assert f"・{RENEWABLE} [2]" in result.text
     # 鹿肉 itself is not in the plan: staff see it as a point to check, the resident does not.
     assert [p.answer.coverage for p in result.points] == ["direct", "related", "direct"]
-    assert result.uncovered == ["鹿肉って何か取り組みあるの？（ビジョンに記載のない点：鹿肉）"]
+    assert result.uncovered == ["鹿肉って何か取り組みあるの？（関連する記載を引用しました。ご質問の点そのものへの回答になっているか確認してください）"]
 
 
 def test_to_dict_points_use_the_draft_numbering(draft: Draft) -> None:

