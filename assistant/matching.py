@@ -87,6 +87,7 @@ class TermMatcher:
         self.term_sim = term_sim
         self._vectors: dict[str, np.ndarray] = {}  # terms embedded here, mostly questions'
         self._views: dict[str, PassageView] = {}
+        self._scores: dict[tuple[str, str, str], float] = {}  # (term, surface, chunk id) → score
 
     # -- vectors ---------------------------------------------------------------------------
     def unknown(self, terms: list[str]) -> list[str]:
@@ -144,7 +145,17 @@ class TermMatcher:
         return len(needle) >= 4 and one_typo_in(needle, view.text)
 
     def score(self, term: Term, chunk: Chunk) -> float:
-        """1.0 when found literally; else the best cosine to one of the passage's terms."""
+        """1.0 when found literally; else the best cosine to one of the passage's terms.
+        Remembered: the three coverage models ask for the same pairs."""
+        key = (term.text, term.surface, chunk.id)
+        found = self._scores.get(key)
+        if found is None:
+            if len(self._scores) > MAX_CACHED:
+                self._scores.clear()
+            found = self._scores[key] = self._score(term, chunk)
+        return found
+
+    def _score(self, term: Term, chunk: Chunk) -> float:
         if self.literal(term, chunk):
             return 1.0
         view = self.view(chunk)
