@@ -98,7 +98,8 @@ class Assistant:
                     self.cfg.retrieve_k, self.cfg.top_k, self.cfg.rrf_k, self.cfg.retrieval_mode)
                 gen = self._generation = Generation(
                     index=index, retriever=retriever, outline=Outline.of(index, self.extractor, self.issuers),
-                    matcher=TermMatcher(self.extractor, self.embedder, index.term_vectors), idf=Idf(index.bm25))
+                    matcher=TermMatcher(self.extractor, self.embedder, index.term_vectors,
+                                        vocabulary=index.bm25.vocab_dict.keys()), idf=Idf(index.bm25))
             return gen
 
     def warm_up(self) -> None:
@@ -122,7 +123,14 @@ class Assistant:
                 pass
         return self.rewriter.rewrite(question, history, known)
 
-    def _encode(self, gen: Generation, question: Question) -> list[float] | None:
+    @staticmethod
+    def _searched(gen: Generation, question: Question) -> str:
+        """The text to search: the question, plus the plan's spelling of words written in kana
+        (しれとこ → 知床), which neither BM25 nor the embedding would otherwise connect."""
+        extra = [w for t in question.terms for w in gen.matcher.spellings(t)]
+        return " ".join([question.text, *dict.fromkeys(extra)])
+
+    def _encode(self, gen: Generation, question: Question, searched: str) -> list[float] | None:
         """The query's vector, embedded in one batch with the question's terms that no
         vector is known for (the relevance model needs them next). The engine spreads a
         batch over the cores. None when every term is known: the dense retriever then
@@ -132,7 +140,7 @@ class Assistant:
         unknown = gen.matcher.unknown([t.text for t in question.terms])
         if not unknown:
             return None
-        vectors = self.embedder.embed_queries([*unknown, question.text])  # the query last: often alone on a core
+        vectors = self.embedder.embed_queries([*unknown, searched])  # the query last: often alone on a core
         gen.matcher.remember(unknown, vectors[:-1])
         return vectors[-1]
 
@@ -156,7 +164,8 @@ class Assistant:
         query = self.rewrite(query, history, gen)
         parsed = self.analyzer.analyze(query)
         t1 = time.perf_counter()
-        hits, _lists = gen.retriever.retrieve(query, vector=self._encode(gen, parsed))
+        searched = self._searched(gen, parsed)
+        hits, _lists = gen.retriever.retrieve(searched, vector=self._encode(gen, parsed, searched))
         timings = {"retrieve": _ms(t1)}
         t2 = time.perf_counter()
         answer = self._structured(gen, parsed, question, query, hits, language)

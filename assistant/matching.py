@@ -80,7 +80,7 @@ class TermMatcher:
     """Scores question terms against passages for one index generation."""
 
     def __init__(self, extractor: TermExtractor, embeddings, indexed: dict[str, np.ndarray],
-                 term_sim: float = 0.905) -> None:
+                 term_sim: float = 0.905, vocabulary=()) -> None:
         self.extractor = extractor
         self.embeddings = embeddings
         self.indexed = indexed  # the ingest's vectors of every indexed term
@@ -88,6 +88,8 @@ class TermMatcher:
         self._vectors: dict[str, np.ndarray] = {}  # terms embedded here, mostly questions'
         self._views: dict[str, PassageView] = {}
         self._scores: dict[tuple[str, str, str], float] = {}  # (term, surface, chunk id) → score
+        self.vocabulary = vocabulary  # the index's words (normalized forms)
+        self._by_reading: dict[str, list[str]] | None = None
 
     # -- vectors ---------------------------------------------------------------------------
     def unknown(self, terms: list[str]) -> list[str]:
@@ -116,6 +118,22 @@ class TermMatcher:
             self.embed([term])
             v = self._vectors[term]
         return v
+
+    # -- kana ------------------------------------------------------------------------------
+    def spellings(self, term: Term) -> list[str]:
+        """The index's words that read like a term written in kana (しれとこ → 知床,
+        くしろ → 釧路). The reading index is built from the vocabulary on first use."""
+        kana = normalize_for_index(term.surface or term.text)
+        if len(kana) < 2 or not _KANA.match(kana):
+            return []
+        if self._by_reading is None:
+            table: dict[str, list[str]] = {}
+            for word in self.vocabulary:
+                if len(word) > 1 and not _KANA.match(word):
+                    reading = "".join(t.reading for t in self.extractor.tokenizer.analyze(word))
+                    table.setdefault(reading, []).append(word)
+            self._by_reading = table
+        return self._by_reading.get(_hiragana_to_katakana(kana), [])
 
     # -- passages --------------------------------------------------------------------------
     def view(self, chunk: Chunk) -> PassageView:

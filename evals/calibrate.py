@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from vision_qa.settings import Settings
 
 MAX_NONE_ON_TOPICAL = 0.03
-MAX_DIRECT_ON_UNANSWERABLE = 0.08
+MAX_DIRECT_ON_UNANSWERABLE = 0.05
 BLIND_WEIGHT = 2.0
 _GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 FOLDS = 5
@@ -71,7 +71,8 @@ def collect(assistant: "Assistant", items: list[EvalItem]) -> tuple[list[Sample]
                                                      {"role": "assistant", "content": ""})]
         query = assistant.rewrite(query, history, gen)
         parsed = assistant.analyzer.analyze(query)
-        hits, _ = gen.retriever.retrieve(query, vector=assistant._encode(gen, parsed))
+        searched = assistant._searched(gen, parsed)
+        hits, _ = gen.retriever.retrieve(searched, vector=assistant._encode(gen, parsed, searched))
         if not hits or assistant.structure.find(parsed, gen.outline, hits[0].chunk) is not None:
             continue
         hits = [h for h in hits if h.chunk.kind in QUOTABLE]  # what the judge grades

@@ -26,3 +26,8 @@ def test_default_configuration_meets_the_thresholds(indexed_settings, capsys):
                 f"{k}={overall[k]:.3f}" for k in GAP_METRICS if k in overall))
         print("dev − test: " + "  ".join(f"{k}={v:+.3f}" for k, v in result.gap().items()))
     assert failures == []
+    # Invariants over every item of both splits: a lead that names a section names the section of
+    # every quote under it, and every quote is verbatim.
+    for configs in result.splits.values():
+        overall = configs[thresholds["config"]].overall
+        assert (overall["lead_section_correct"], overall["verbatim"]) == (1.0, 1.0)
