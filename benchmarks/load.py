@@ -61,7 +61,7 @@ def free_port() -> int:
 class Server:
     """``vision-qa serve`` in a subprocess, on a free loopback port."""
 
-    def __init__(self, data: Path, concurrency: int, log_path: Path) -> None:
+    def __init__(self, data: Path, concurrency: int, log_path: Path, pythonpath: str = "", **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("VISION_QA_")}
@@ -69,9 +69,12 @@ class Server:
                    VISION_QA_CONFIG=str(data.parent / "absent.toml"), VISION_QA_TRUSTED_PROXIES="127.0.0.1",
                    VISION_QA_RATE_LIMIT_PER_MIN="0", VISION_QA_SERVE_CONCURRENCY=str(concurrency),
                    GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
+        env.update({f"VISION_QA_{k.upper()}": v for k, v in settings.items()})
+        if pythonpath:  # another checkout's code (to measure a change before → after)
+            env["PYTHONPATH"] = pythonpath
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "vision_qa.cli", "serve", "--port", str(self.port)],
-                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+                                     cwd=pythonpath or ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 600  # the first start ingests the corpus
         while True:
             if self.proc.poll() is not None:

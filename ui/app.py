@@ -76,6 +76,7 @@ def create_app_from_settings(assistant: Any, settings: Any) -> gr.Blocks:
 
 def web_limits(settings: Any) -> WebLimits:
     return WebLimits(concurrency=settings.serve_concurrency, max_queue=settings.serve_max_queue,
+                     client_max_answering=settings.client_max_answering,
                      client_max_pending=settings.client_max_pending,
                      max_body_bytes=settings.max_request_kb * 1024,
                      trusted_proxies=tuple(p for p in settings.trusted_proxies.split(",") if p.strip()),

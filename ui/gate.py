@@ -6,15 +6,18 @@
   and Gradio see it too;
 - only the POST routes the app uses are open (no uploads, no queue bypass);
 - a request body over ``max_body_bytes`` is refused before anything parses it;
-- a new job is admitted only while its client has fewer than ``client_max_pending`` jobs
-  waiting or running and the queue holds fewer than ``max_queue``: otherwise the client
-  gets 「混み合っています…」 (429) instead of a queue that one client can fill;
+- a new job is admitted only while its client has fewer than ``client_max_answering``
+  answers and ``client_max_pending`` jobs of any kind waiting or running, and the queue
+  holds fewer than ``max_queue``: otherwise the client gets 「混み合っています…」 (429)
+  instead of a queue that one client can fill;
 - every response carries X-Frame-Options and a Content-Security-Policy.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from typing import Any
 BUSY = "混み合っています。しばらくしてからお試しください。"
 TOO_LARGE = "送信された内容が大きすぎます。短くしてもう一度お試しください。"
 NOT_OFFERED = "この操作は受け付けていません。"
+ADMIT_WAIT_S = 0.25
 
 # Gradio's page needs inline scripts and styles and evaluates event ``js`` snippets;
 # everything else may come only from this server, and the page may not be framed.
@@ -48,11 +52,12 @@ Send = Callable[[Message], Awaitable[None]]
 class WebLimits:
     """Serving limits; ``vision_qa.settings`` resolves them, ``create_app`` takes them."""
 
-    concurrency: int = 4  # assistant jobs run at once (the queue's concurrency limit)
+    concurrency: int = 2  # answers run at once (the queue's concurrency limit); see benchmarks.load
     max_queue: int = 64  # jobs waiting, all clients together
-    # Jobs one client may have waiting or running: below ``concurrency``, so that one client
-    # never holds every worker (a page asks one question at a time, plus a 👍).
-    client_max_pending: int = 2
+    # Answers one client may have waiting or running: fewer than ``concurrency``, so that one
+    # client never holds every worker (a page asks one question at a time).
+    client_max_answering: int = 1
+    client_max_pending: int = 4  # jobs of any kind (a 👍, a new chat) one client may have waiting or running
     max_body_bytes: int = 1 << 20  # a 20-message history in \u escapes is about 0.5 MB
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks of reverse proxies
     client_ip_header: str = "X-Forwarded-For"  # where a trusted proxy names the client
@@ -102,27 +107,34 @@ def _address(entry: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
         return None
 
 
-def pending_by_client(queue: Any) -> Counter[str]:
-    """Jobs waiting or running in Gradio's queue, by client address. Gradio keeps no such
-    count; each queued event holds the request it came with (``gradio.queueing.Event``)."""
+def pending_by_client(queue: Any, group: str) -> tuple[Counter[str], Counter[str]]:
+    """Jobs waiting or running in Gradio's queue by client address: all of them, and those of
+    concurrency group ``group``. Gradio keeps no such count; each queued event holds the
+    request it came with and its group (``gradio.queueing.Event``)."""
     waiting = (e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue)
     running = (e for job in queue.active_jobs if job for e in job)
-    counts: Counter[str] = Counter()
+    every: Counter[str] = Counter()
+    grouped: Counter[str] = Counter()
     for event in (*waiting, *running):
         client = getattr(getattr(event, "request", None), "client", None)
-        counts[getattr(client, "host", None) or "unknown"] += 1
-    return counts
+        host = getattr(client, "host", None) or "unknown"
+        every[host] += 1
+        grouped[host] += getattr(event, "concurrency_id", None) == group
+    return every, grouped
 
 
 class Gate:
-    """The ASGI middleware. ``blocks`` is the Gradio app whose queue it admits jobs to."""
+    """The ASGI middleware. ``blocks`` is the Gradio app whose queue it admits jobs to;
+    ``answering`` is the concurrency group of its events that call the assistant."""
 
-    def __init__(self, app: Callable, *, blocks: Any, limits: WebLimits) -> None:
+    def __init__(self, app: Callable, *, blocks: Any, limits: WebLimits, answering: str) -> None:
         self.app = app
         self.blocks = blocks
         self.limits = limits
+        self.answering = answering
         self.resolver = ClientResolver(limits.trusted_proxies, limits.client_ip_header)
-        self._joining: Counter[str] = Counter()  # admitted joins Gradio has not queued yet
+        # admitted joins Gradio has not queued yet: (client, answering?) → count
+        self._joining: Counter[tuple[str, bool]] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,23 +159,45 @@ class Gate:
         if not joins:
             await self.app(scope, _replay(body, receive), send)
             return
-        if not self._admit(client):
-            await _refuse(send, 429, BUSY, retry_after=self.limits.retry_after_s)
-            return
-        self._joining[client] += 1
+        key = (client, self._answers(route, body))
+        # A job that has just ended can stay in Gradio's count a moment after its client has
+        # its answer (the error path awaits before freeing the slot): a client that asks again
+        # at once waits that moment rather than being told the app is busy.
+        give_up = time.monotonic() + ADMIT_WAIT_S
+        while not self._admit(*key):
+            if time.monotonic() >= give_up:
+                await _refuse(send, 429, BUSY, retry_after=self.limits.retry_after_s)
+                return
+            await asyncio.sleep(0.01)
+        self._joining[key] += 1
         try:
             await self.app(scope, _replay(body, receive), send)
         finally:
-            self._joining[client] -= 1
-            if self._joining[client] <= 0:
-                del self._joining[client]
+            self._joining[key] -= 1
+            if self._joining[key] <= 0:
+                del self._joining[key]
 
-    def _admit(self, client: str) -> bool:
-        queue = self.blocks._queue
-        joining = sum(self._joining.values())
-        if len(queue) + joining >= self.limits.max_queue:
+    def _answers(self, route: str, body: bytes) -> bool:
+        """Whether the job asked for calls the assistant (by its function's concurrency group)."""
+        if route == "queue/join":
+            try:
+                index = json.loads(body).get("fn_index")
+            except (ValueError, AttributeError):
+                return False
+            fn = self.blocks.fns.get(index) if isinstance(index, int) else None
+        else:  # call/<api_name>, call/v2/<api_name>
+            name = route.rsplit("/", 1)[-1]
+            fn = next((f for f in self.blocks.fns.values() if f.api_name == name), None)
+        return fn is not None and fn.concurrency_id == self.answering
+
+    def _admit(self, client: str, answers: bool) -> bool:
+        queue, limits = self.blocks._queue, self.limits
+        if len(queue) + sum(self._joining.values()) >= limits.max_queue:
             return False
-        return pending_by_client(queue)[client] + self._joining[client] < self.limits.client_max_pending
+        every, answering = pending_by_client(queue, self.answering)
+        if every[client] + self._joining[client, True] + self._joining[client, False] >= limits.client_max_pending:
+            return False
+        return not answers or answering[client] + self._joining[client, True] < limits.client_max_answering
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None when it is over the limit (413 sent) or the client left."""

@@ -7,7 +7,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from .app import Serving
+from .app import ASSISTANT, Serving
 from .downloads import ROUTE
 from .gate import Gate
 
@@ -30,7 +30,7 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *,
         # Nothing in the app takes a file: the upload route is closed by the gate, and this
         # limit stands behind it. Run history would keep residents' inquiries in the browser.
         max_file_size="1kb", run_history=False,
-        app_kwargs={"middleware": [Middleware(Gate, blocks=app, limits=serving.limits)],
+        app_kwargs={"middleware": [Middleware(Gate, blocks=app, limits=serving.limits, answering=ASSISTANT)],
                     "routes": [Route(ROUTE, serving.downloads.endpoint, methods=["GET"])]},
     )
     if not prevent_thread_lock:

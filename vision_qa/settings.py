@@ -70,9 +70,10 @@ class Settings(BaseSettings):
     staff_password: str = ""
     feedback_db: Path | None = None  # default: <data_dir>/feedback.sqlite3
     rate_limit_per_min: int = 20  # questions (and staff drafts) per client address and minute
-    serve_concurrency: int = 4  # assistant jobs run at once
+    serve_concurrency: int = 2  # answers run at once (measured: python -m benchmarks.load --concurrency 1,2,4)
     serve_max_queue: int = 64  # jobs waiting, all clients together; beyond it 「混み合っています」
-    client_max_pending: int = 2  # jobs one client address may have waiting or running (< serve_concurrency)
+    client_max_answering: int = 1  # answers one client address may have waiting or running (< serve_concurrency)
+    client_max_pending: int = 4  # jobs of any kind one client address may have waiting or running
     max_request_kb: int = 1024  # a larger request body is refused before it is read
     trusted_proxies: str = ""  # comma-separated addresses/networks of reverse proxies to believe
     client_ip_header: str = "X-Forwarded-For"  # the header those proxies name the client in

@@ -23,7 +23,7 @@ def quick(tmp_path_factory, vision_index) -> tuple[dict, str]:
 def test_every_resident_is_answered_with_citations_or_an_abstention(quick) -> None:
     data, _ = quick
     (run,) = data["runs"]
-    assert run["concurrency"] == data["meta"]["default_concurrency"] == 4
+    assert run["concurrency"] == data["meta"]["default_concurrency"] == 2
     assert [lv["users"] for lv in run["levels"]] == [1, 5]
     for level in run["levels"]:
         assert level["asked"] == level["answers"] == level["users"] * 3

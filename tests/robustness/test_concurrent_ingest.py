@@ -42,7 +42,7 @@ def live(tmp_path_factory, vision_index, make_settings, free_port, offline_clien
     assistant.warm_up()
     # ten residents at once, all from 127.0.0.1 in this test
     demo = create_app(assistant, feedback=FeedbackStore(root / "fb.sqlite3"), rate_limit_per_min=10_000,
-                      web=WebLimits(client_max_pending=10))
+                      web=WebLimits(client_max_answering=10, client_max_pending=10))
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
     try:
         yield settings, url, root

@@ -15,6 +15,7 @@ import re
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -114,14 +115,15 @@ def busy(response) -> bool:
 # -- H1: fair use per client, not per session ------------------------------------------------
 
 def test_h1_one_client_with_100_session_hashes_leaves_room_for_another(app, sources) -> None:
-    cap = app.limits.client_max_pending
+    cap = app.limits.client_max_answering
     assert cap < app.limits.concurrency  # one client can never hold every worker
     with wire.client("127.0.0.1") as attacker, wire.client("127.0.0.2") as resident:
         fn = wire.fn_index(attacker, app.url, "ask")
         app.held.pause()
         try:
-            joins = [wire.join(attacker, app.url, fn, [f"鹿肉の取組 {i}", "[]"], wire.new_session())
-                     for i in range(100)]
+            with ThreadPoolExecutor(max_workers=25) as pool:  # 100 joins at once, each a new session
+                joins = list(pool.map(lambda i: wire.join(attacker, app.url, fn, [f"鹿肉の取組 {i}", "[]"],
+                                                          wire.new_session()), range(100)))
             admitted = [r for r in joins if r.status_code == 200]
             assert len(admitted) == cap and all(busy(r) for r in joins if r.status_code != 200)
             for r in joins:
@@ -156,10 +158,11 @@ def test_h1_forwarded_for_from_an_untrusted_peer_names_no_one(app) -> None:
         fn = wire.fn_index(http, app.url, "ask")
         app.held.pause()
         try:
-            joins = [wire.join(http, app.url, fn, ["鹿肉って何か取り組みあるの？", "[]"], wire.new_session(),
-                               **{"X-Forwarded-For": f"127.9.0.{i}"}) for i in range(1, 11)]
-            assert [r.status_code for r in joins] == [200] * app.limits.client_max_pending + [429] * (
-                10 - app.limits.client_max_pending)
+            with ThreadPoolExecutor(max_workers=10) as pool:
+                joins = list(pool.map(lambda i: wire.join(http, app.url, fn, [inputs.DEER_Q, "[]"], wire.new_session(),
+                                                          **{"X-Forwarded-For": f"127.9.0.{i}"}), range(1, 11)))
+            cap = app.limits.client_max_answering
+            assert sorted(r.status_code for r in joins) == [200] * cap + [429] * (10 - cap)
             for r in joins:
                 LEDGER.record("web.h1", "busy" if busy(r) else "answered")
         finally:
@@ -168,7 +171,7 @@ def test_h1_forwarded_for_from_an_untrusted_peer_names_no_one(app) -> None:
 
 def test_h1_behind_a_trusted_proxy_clients_are_told_apart_and_a_full_queue_is_busy(
         real_assistant, tmp_path_factory, free_port, offline_client_env) -> None:
-    proxied = serve(real_assistant, tmp_path_factory, free_port(), concurrency=1, max_queue=3, client_max_pending=2,
+    proxied = serve(real_assistant, tmp_path_factory, free_port(), concurrency=2, max_queue=3,
                     trusted_proxies=("127.0.0.1",))
     try:
         with wire.client("127.0.0.1") as proxy:
@@ -181,14 +184,15 @@ def test_h1_behind_a_trusted_proxy_clients_are_told_apart_and_a_full_queue_is_bu
                                      **{"X-Forwarded-For": f"127.99.0.200, {client}"})
                 return response, session
 
-            a1, a2 = join("127.8.0.1"), join("127.8.0.1")  # one runs (held), one waits
-            b1, b2 = join("127.8.0.2"), join("127.8.0.2")  # both wait: the queue holds 3
-            c1 = join("127.8.0.3")  # a new client, but the queue is full
-            a3 = join("127.8.0.1")  # A already has two jobs
-            assert [r.status_code for r, _ in (a1, a2, b1, b2)] == [200] * 4
-            assert busy(c1[0]) and busy(a3[0])
+            admitted = [join(f"127.8.0.{i}") for i in range(1, 6)]  # two run (held), three wait
+            while len(proxied.demo._queue) < 3:  # both workers have taken their job
+                time.sleep(0.02)
+            full = join("127.8.0.6")  # a new client, but the queue holds 3
+            again = join("127.8.0.1")  # 127.8.0.1 already has an answer running
+            assert [r.status_code for r, _ in admitted] == [200] * 5
+            assert busy(full[0]) and busy(again[0])
             proxied.held.release()
-            for response, session in (a1, a2, b1, b2):
+            for response, session in admitted:
                 event = response.json()["event_id"]
                 data = answer_of(wire.listen(proxy, proxied.url, session, {event})[event].completed)
                 assert data["mode"] == "structure" and len(data["citations"]) == 5

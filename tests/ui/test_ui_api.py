@@ -27,9 +27,9 @@ def served(tmp_path_factory, assistant_cls, free_port):
     assistant = assistant_cls(delay=0.2)
     store = FeedbackStore(tmp_path_factory.mktemp("fb") / "feedback.sqlite3")
     # gradio_client's requests all come from 127.0.0.1: let that one client have 20 pending
-    # jobs and ask often (the per-client limits have their own test below).
+    # answers and ask often (the per-client limits have their own test below).
     demo = create_app(assistant, feedback=store, staff_password="staff-pw", rate_limit_per_min=1000,
-                      web=WebLimits(client_max_pending=20))
+                      web=WebLimits(client_max_answering=20, client_max_pending=20))
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
     try:
         yield SimpleNamespace(url=url, assistant=assistant, demo=demo)
@@ -45,7 +45,7 @@ def client(url: str) -> Client:
 def test_queue_settings(served):
     assert served.url.startswith("http://127.0.0.1:")
     assert served.demo._queue.max_size == 64
-    assert served.demo._queue.default_concurrency_limit == 4
+    assert served.demo._queue.default_concurrency_limit == 2
 
 
 def test_ask_endpoint(served):
@@ -94,7 +94,7 @@ def test_twenty_concurrent_requests(served):
     assert sorted(results) == sorted(questions)
     assert all(r["question"] == q and r["citations"][0]["chunk_id"] == "vision-0042" for q, r in results.items())
     # the queue's default_concurrency_limit bounds the assistant's load
-    assert 2 <= served.assistant.max_in_flight <= 4
+    assert served.assistant.max_in_flight == 2
 
 
 def test_rate_limit_per_client_address(tmp_path, assistant_cls, free_port):

@@ -9,7 +9,7 @@ import pytest
 
 from ui import FeedbackStore, create_app, launch
 from ui.downloads import NOT_LOGGED_IN
-from ui.gate import BUSY, WebLimits
+from ui.gate import BUSY
 
 pytestmark = [
     pytest.mark.slow,
@@ -161,11 +161,10 @@ def test_staff_login_draft_and_docx_download(page, served, tmp_path):
 
 
 def test_a_resident_over_the_limit_is_told_the_app_is_busy(browser, tmp_path, assistant_cls, free_port):
-    """One page may have one job pending here: a second question while the first is being
+    """A page may have one answer pending: a second question while the first is being
     answered is refused by the server, and the page says so in Japanese."""
     assistant = assistant_cls(delay=3.0)
-    demo = create_app(assistant, feedback=FeedbackStore(tmp_path / "fb.sqlite3"),
-                      web=WebLimits(client_max_pending=1))
+    demo = create_app(assistant, feedback=FeedbackStore(tmp_path / "fb.sqlite3"))
     url = launch(demo, port=free_port(), prevent_thread_lock=True)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
     try:

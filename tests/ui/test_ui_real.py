@@ -26,7 +26,7 @@ def real_app(tmp_path_factory, free_port):
     run_ingest(settings, quiet=True)
     # twenty residents at once, all from 127.0.0.1 in this test
     demo = create_app(build_assistant(settings), feedback=FeedbackStore(root / "fb.sqlite3"),
-                      rate_limit_per_min=100, web=WebLimits(client_max_pending=20))
+                      rate_limit_per_min=100, web=WebLimits(client_max_answering=20, client_max_pending=20))
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
     try:
         yield url
