@@ -52,7 +52,7 @@ Send = Callable[[Message], Awaitable[None]]
 class WebLimits:
     """Serving limits; ``vision_qa.settings`` resolves them, ``create_app`` takes them."""
 
-    concurrency: int = 2  # answers run at once (the queue's concurrency limit); see benchmarks.load
+    concurrency: int = 2  # answers run at once (the queue's concurrency limit); see vision_qa.settings
     max_queue: int = 64  # jobs waiting, all clients together
     # Answers one client may have waiting or running: fewer than ``concurrency``, so that one
     # client never holds every worker (a page asks one question at a time).

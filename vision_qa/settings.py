@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     staff_password: str = ""
     feedback_db: Path | None = None  # default: <data_dir>/feedback.sqlite3
     rate_limit_per_min: int = 20  # questions (and staff drafts) per client address and minute
-    serve_concurrency: int = 2  # answers run at once (measured: python -m benchmarks.load --concurrency 1,2,4)
+    serve_concurrency: int = 2  # answers run at once: one embeds (the embedder takes one call at a time) while one runs Python
     serve_max_queue: int = 64  # jobs waiting, all clients together; beyond it 「混み合っています」
     client_max_answering: int = 1  # answers one client address may have waiting or running (< serve_concurrency)
     client_max_pending: int = 4  # jobs of any kind one client address may have waiting or running
