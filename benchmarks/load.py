@@ -178,7 +178,9 @@ def markdown(data: dict) -> str:
              f"`vision-qa serve` on loopback, {m['cpu_count']} cores, Gradio {m['gradio']}, Locust {m['locust']}; "
              f"{m['questions']} single-turn dev questions; residents ask without pausing. "
              "CPU bound = cores ÷ the server's CPU seconds per answer at one resident (same run); "
-             "ratio = answers/s ÷ that bound.", ""]
+             "ratio = answers/s ÷ that bound. "
+             f"Load average of the machine (1 min) before/after: {m['loadavg_1min'][0]:.1f}/{m['loadavg_1min'][1]:.1f} "
+             "(other work shares the cores).", ""]
     for run in data["runs"]:
         lines += [f"## queue concurrency {run['concurrency']}", "",
                   "| residents | answers | answers/s | p50 ms | p95 ms | errors | busy | server CPU s/answer "
@@ -224,6 +226,7 @@ def main(argv: list[str] | None = None) -> Path:
     def per_user(users: int) -> int:  # a few each; at least 200 answers a level in a full run
         return 3 if args.quick else max(4, math.ceil(200 / users))
 
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="vision-qa-load-work-"))
     try:
         data = work / "data"
@@ -238,6 +241,8 @@ def main(argv: list[str] | None = None) -> Path:
     result = {"meta": {"time": now.isoformat(timespec="seconds"), "mode": "quick" if args.quick else "full",
                        "cpu_count": os.cpu_count(), "python": platform.python_version(), "gradio": version("gradio"),
                        "locust": version("locust"), "questions": len(questions), "levels": levels,
+                       # other work on the machine: the 1-minute load average before and after the run
+                       "loadavg_1min": [load_before[0], os.getloadavg()[0]],
                        "default_concurrency": default},
               "runs": runs, "goal": goal(runs, default)}
     out.mkdir(parents=True, exist_ok=True)
