@@ -52,12 +52,13 @@ RUN: Run | None = None
 
 
 def classify(answer: dict) -> str:
-    """cited: answered with citations; abstained: no answer and no citation; uncited: a defect."""
-    if answer.get("abstained"):
-        return "abstained" if not answer.get("citations") else "uncited"
+    """cited: the plan covers it (directly or in part) and every quote's number is in the text;
+    abstained: not covered (it may quote the nearest bullets); uncited: a defect."""
     cites = answer.get("citations") or []
-    numbered = cites and all(f"[{c['n']}]" in answer.get("answer", "") for c in cites)
-    return "cited" if numbered else "uncited"
+    numbered = all(f"[{c['n']}]" in answer.get("answer", "") for c in cites)
+    if answer.get("coverage", "none" if answer.get("abstained") else "direct") == "none":
+        return "abstained" if numbered else "uncited"
+    return "cited" if cites and numbered else "uncited"
 
 
 class Resident(FastHttpUser):
