@@ -1,12 +1,15 @@
 """The Gradio app: a thin shell over the assistant. ``create_app`` builds, ``launch`` serves."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from . import render
+from .downloads import COOKIE, StaffDownloads
 from .feedback import MAX_COMMENT_CHARS, FeedbackStore
+from .gate import WebLimits
 from .handlers import N_SUGGESTIONS, STAFF_DISABLED, Handlers, empty_state
 
 TITLE = "釧路・根室連携地域「地域づくり推進ビジョン」Q&A"
@@ -16,12 +19,32 @@ INTRO = ("北海道の「釧路・根室連携地域 地域づくり推進ビジ
 # Every event that calls the assistant shares one concurrency group, so the queue's
 # default_concurrency_limit bounds the assistant's total load, not each event's.
 ASSISTANT = "assistant"
+STAFF_SESSION_S = 8 * 3600  # a staff login lasts a working day
+# The staff session key goes into a cookie that only the download route reads: a draft
+# file is served to the browser that logged in, not to whoever has its URL.
+SET_COOKIE_JS = f"""(key) => {{
+  if (key) {{
+    const secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = "{COOKIE}=" + key + "; Path=/; Max-Age={STAFF_SESSION_S}; SameSite=Strict" + secure;
+  }}
+  return [];
+}}"""
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What ``launch`` installs around an app: the gate's limits and the staff downloads."""
+
+    limits: WebLimits
+    downloads: StaffDownloads
 
 
 def create_app(assistant: Any, *, feedback: FeedbackStore, staff_password: str = "",
                max_question_chars: int = 2000, max_inquiry_chars: int = 10000,
-               rate_limit_per_min: int = 20, examples: list[str] | None = None) -> gr.Blocks:
+               rate_limit_per_min: int = 20, examples: list[str] | None = None,
+               web: WebLimits | None = None) -> gr.Blocks:
     """Build the residents' and staff tabs and the ``ask``/``draft`` API endpoints."""
+    web = web or WebLimits()
     h = Handlers(assistant, feedback=feedback, staff_password=staff_password,
                  max_question_chars=max_question_chars, max_inquiry_chars=max_inquiry_chars,
                  rate_limit_per_min=rate_limit_per_min)
@@ -34,7 +57,11 @@ def create_app(assistant: Any, *, feedback: FeedbackStore, staff_password: str =
                 _staff_tab(h, max_inquiry_chars)
         gr.api(h.api_ask, api_name="ask", concurrency_id=ASSISTANT)
         gr.api(h.api_draft, api_name="draft", concurrency_id=ASSISTANT)
-    demo.queue(max_size=64, default_concurrency_limit=4)
+        if h.staff_password:
+            demo.unload(h.staff_closed)
+    # api_open=False: no /run route that skips the queue (and so every limit on it).
+    demo.queue(max_size=web.max_queue, default_concurrency_limit=web.concurrency, api_open=False)
+    demo.serving = Serving(web, h.downloads)
     return demo
 
 
@@ -44,7 +71,16 @@ def create_app_from_settings(assistant: Any, settings: Any) -> gr.Blocks:
                       staff_password=settings.staff_password,
                       max_question_chars=settings.max_question_chars,
                       max_inquiry_chars=settings.max_inquiry_chars,
-                      rate_limit_per_min=settings.rate_limit_per_min)
+                      rate_limit_per_min=settings.rate_limit_per_min, web=web_limits(settings))
+
+
+def web_limits(settings: Any) -> WebLimits:
+    return WebLimits(concurrency=settings.serve_concurrency, max_queue=settings.serve_max_queue,
+                     client_max_answering=settings.client_max_answering,
+                     client_max_pending=settings.client_max_pending,
+                     max_body_bytes=settings.max_request_kb * 1024,
+                     trusted_proxies=tuple(p for p in settings.trusted_proxies.split(",") if p.strip()),
+                     client_ip_header=settings.client_ip_header)
 
 
 def _residents_tab(h: Handlers, examples: list[str], max_chars: int) -> None:
@@ -114,7 +150,10 @@ def _staff_tab(h: Handlers, max_chars: int) -> None:
         gr.Markdown(STAFF_DISABLED, elem_id="vqa-staff-disabled")
         return
     gr.Markdown("住民からの問い合わせに対する回答案を、ビジョンの記述を引用して作成します。内容は必ず確認してから使ってください。")
-    authed = gr.State(False)
+    # The staff session key ("" until a login); Gradio drops the state an hour after the
+    # page closes or at the end of the working day, and the session's files go with it.
+    session = gr.State("", time_to_live=STAFF_SESSION_S, delete_callback=h.downloads.close_session)
+    cookie_key = gr.Textbox(visible="hidden", elem_id="vqa-staff-key")
     with gr.Row():
         password = gr.Textbox(label="職員用パスワード", type="password", scale=3, elem_id="vqa-staff-password")
         login = gr.Button("ログイン", scale=1)
@@ -129,13 +168,11 @@ def _staff_tab(h: Handlers, max_chars: int) -> None:
         gr.Markdown("### 出典")
         cites = gr.HTML(css_template=render.SOURCES_CSS)
         gr.Markdown(render.ATTRIBUTION)
-        with gr.Row():
-            txt = gr.DownloadButton("テキスト（.txt）をダウンロード", visible=False)
-            docx = gr.DownloadButton("Word（.docx）をダウンロード", visible=False)
+        files = gr.HTML(css_template=render.DOWNLOADS_CSS, elem_id="vqa-downloads")
 
-    login_io = {"fn": h.staff_login, "inputs": [password], "outputs": [panel, authed, login_status, password],
-                "api_visibility": "private"}
-    login.click(api_name="staff_login", **login_io)
-    password.submit(api_name="staff_login_submit", **login_io)
-    make.click(h.staff_draft, [inquiry, authed], [draft_text, uncovered, cites, txt, docx],
+    login_io = {"fn": h.staff_login, "inputs": [password],
+                "outputs": [panel, session, login_status, password, cookie_key], "api_visibility": "private"}
+    login.click(api_name="staff_login", **login_io).then(None, [cookie_key], None, js=SET_COOKIE_JS)
+    password.submit(api_name="staff_login_submit", **login_io).then(None, [cookie_key], None, js=SET_COOKIE_JS)
+    make.click(h.staff_draft, [inquiry, session], [draft_text, uncovered, cites, files],
                api_name="staff_draft", api_visibility="private", concurrency_id=ASSISTANT)

@@ -1,4 +1,10 @@
-"""Residents' 👍/👎 feedback, kept in SQLite. No IP address or user agent is stored."""
+"""Residents' 👍/👎 feedback, kept in SQLite. No IP address or user agent is stored.
+
+A comment is free text from anyone: NUL, other controls, bidi overrides and lone
+surrogates are removed when it is stored (and again on export, for rows stored before),
+and the export writes ``<``, ``>`` and ``&`` as JSON escapes, so no raw markup is in the file
+while a JSON reader still gets the text back.
+"""
 from __future__ import annotations
 
 import json
@@ -23,6 +29,18 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 _COLUMNS = ("id", "time", "rating", "comment", "question", "rewritten_query", "answer", "citations", "config")
 MAX_COMMENT_CHARS = 2000
+_MARKUP = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def clean_comment(comment: object) -> str:
+    from assistant.query import clean_text
+
+    return clean_text(comment if isinstance(comment, str) else "").strip()[:MAX_COMMENT_CHARS]
+
+
+def jsonl_line(item: dict) -> str:
+    """One row as a JSON line without raw markup characters (they are JSON escapes)."""
+    return json.dumps(item, ensure_ascii=False).translate(_MARKUP) + "\n"
 
 
 def _utc_now() -> str:
@@ -54,7 +72,7 @@ class FeedbackStore:
         """Store one rating (+1 or -1) for an answer; returns the row id."""
         if rating not in (1, -1):
             raise ValueError(f"rating must be +1 or -1, not {rating!r}")
-        row = (self._clock(), rating, (comment or "").strip()[:MAX_COMMENT_CHARS], question,
+        row = (self._clock(), rating, clean_comment(comment), question,
                rewritten_query, answer, json.dumps(citations, ensure_ascii=False),
                json.dumps(config, ensure_ascii=False, sort_keys=True))
         with self._lock:
@@ -90,5 +108,5 @@ class FeedbackStore:
         path = Path(path)
         with path.open("w", encoding="utf-8") as f:
             for item in rows:
-                f.write(json.dumps(item, ensure_ascii=False) + "\n")
+                f.write(jsonl_line({**item, "comment": clean_comment(item["comment"])}))
         return len(rows)

@@ -1,13 +1,24 @@
-"""The staff draft as .txt and .docx files. No gradio here."""
+"""The staff draft as .txt and .docx bytes, made in memory (nothing is written to disk). No gradio here."""
 from __future__ import annotations
 
+import io
+import re
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 from assistant.types import Citation, Draft
 
 from .render import ATTRIBUTION
+
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+TXT_TYPE = "text/plain; charset=utf-8"
+# What XML 1.0 cannot hold (controls, lone surrogates, U+FFFE/U+FFFF): python-docx refuses
+# such a string, and a .txt with a lone surrogate cannot be encoded. An inquiry may carry any.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    return _NOT_XML.sub("", text)
 
 
 def citation_line(c: Citation) -> str:
@@ -31,40 +42,40 @@ def draft_plain_text(draft: Draft) -> str:
         lines.append(f"「{c.quote}」")
     lines.append("")
     lines.append(ATTRIBUTION)
-    return "\n".join(lines) + "\n"
+    return xml_safe("\n".join(lines) + "\n")
 
 
-def write_txt(draft: Draft, path: Path) -> Path:
-    path.write_text(draft_plain_text(draft), encoding="utf-8")
-    return path
+def txt_bytes(draft: Draft) -> bytes:
+    return draft_plain_text(draft).encode("utf-8")
 
 
-def write_docx(draft: Draft, path: Path) -> Path:
+def docx_bytes(draft: Draft) -> bytes:
     from docx import Document  # python-docx; loaded only when a draft is exported
 
     doc = Document()
+
+    def para(text: str, style: str | None = None) -> None:
+        doc.add_paragraph(xml_safe(text), style=style)
+
     doc.add_heading("回答案", level=1)
-    for para in draft.text.strip().split("\n"):
-        doc.add_paragraph(para)
+    for line in draft.text.strip().split("\n"):
+        para(line)
     doc.add_heading("要確認事項", level=2)
     if draft.uncovered:
         for item in draft.uncovered:
-            doc.add_paragraph(item, style="List Bullet")
+            para(item, "List Bullet")
     else:
-        doc.add_paragraph("なし")
+        para("なし")
     doc.add_heading("出典", level=2)
     for c in draft.citations:
-        doc.add_paragraph(citation_line(c))
-        doc.add_paragraph(f"「{c.quote}」")
-    doc.add_paragraph(ATTRIBUTION)
-    doc.save(str(path))
-    return path
+        para(citation_line(c))
+        para(f"「{c.quote}」")
+    para(ATTRIBUTION)
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()
 
 
-def write_draft_files(draft: Draft, directory: Path) -> tuple[Path, Path]:
-    """Write ``vision-qa-draft-<time>-<id>.txt`` and ``.docx`` into ``directory``.
-
-    ASCII names, so that every browser keeps them in the download header."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = f"vision-qa-draft-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    return write_txt(draft, directory / f"{stem}.txt"), write_docx(draft, directory / f"{stem}.docx")
+def draft_stem() -> str:
+    """``vision-qa-draft-<time>-<id>``: ASCII, so that every browser keeps it in the download header."""
+    return f"vision-qa-draft-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"

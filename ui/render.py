@@ -132,3 +132,10 @@ def uncovered_html(items: Iterable[str]) -> str:
 def suggestion_question(section: str) -> str:
     """The question a suggestion button asks."""
     return f"「{section}」について教えてください"
+
+
+DOWNLOADS_CSS = """
+.vqa-downloads { display: flex; gap: 0.8em; flex-wrap: wrap; }
+.vqa-download-note { color: #64748b; font-size: 0.85em; margin-top: 0.4em; }
+.vqa-download { padding: 0.4em 0.9em; border: 1px solid #2563eb; border-radius: 6px; color: #1d4ed8; text-decoration: none; }
+"""

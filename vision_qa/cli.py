@@ -109,6 +109,40 @@ def format_draft(draft) -> str:
     return "\n".join(lines)
 
 
+def _read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """At most ``limit`` bytes of ``path``; a clear error past that, before anything is
+    decoded or parsed (``/dev/zero`` never ends)."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror or exc}", 2)
+    if len(data) > limit:
+        _fail(f"{what} is larger than {limit:,} bytes; nothing was read further", 2)
+    return data
+
+
+def _history(path: Path | None) -> list:
+    from assistant.history import MAX_JSON_CHARS, bound_history
+    from assistant.types import InputError
+
+    if path is None:
+        return []
+    # UTF-8 takes at most 4 bytes a character.
+    data = _read_bounded(path, 4 * MAX_JSON_CHARS, f"--history {path}")
+    try:
+        text = data.decode("utf-8")
+        if len(text) > MAX_JSON_CHARS:
+            _fail(f"--history {path} is longer than {MAX_JSON_CHARS:,} characters", 2)
+        turns = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        _fail(f"--history: cannot read {path}: {exc}", 2)
+    try:
+        return bound_history(turns)
+    except InputError:
+        _fail('--history must be a JSON list of {"role": "user" or "assistant", "content": "text"} objects', 2)
+
+
 @app.command()
 def ask(question: str = typer.Argument(..., help="質問 (a question, Japanese or English)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -118,12 +152,7 @@ def ask(question: str = typer.Argument(..., help="質問 (a question, Japanese o
     from ingest.store import IndexError_
 
     settings = _settings()
-    try:
-        turns = json.loads(history.read_text(encoding="utf-8")) if history else []
-    except (OSError, ValueError) as exc:
-        _fail(f"--history: cannot read {history}: {exc}", 2)
-    if not isinstance(turns, list) or not all(isinstance(m, dict) and "content" in m for m in turns):
-        _fail("--history must be a JSON list of {\"role\": ..., \"content\": ...} objects", 2)
+    turns = _history(history)
     try:
         answer = _assistant(settings).ask(question, turns)
     except InputError as exc:
@@ -146,13 +175,17 @@ def draft(file: Optional[Path] = typer.Argument(None, help="the inquiry text fil
     from ingest.loaders import LoadError, decode_text
 
     settings = _settings()
-    text = sys.stdin.read() if file is None else ""
-    if file is not None:
+    # Read no more than could be an inquiry (the assistant checks the exact length): four
+    # bytes a character is the most any encoding takes, and invisible characters go.
+    limit = 4 * settings.max_inquiry_chars + 4
+    if file is None:
+        text = sys.stdin.read(limit + 1)
+        if len(text) > limit:
+            _fail(f"the inquiry on stdin is longer than {limit:,} characters; nothing was read further", 2)
+    else:
         try:
             # Inquiries saved on Windows are often Shift_JIS: decode as the corpus loader does.
-            text = decode_text(file.read_bytes())
-        except OSError as exc:
-            _fail(f"cannot read {file}: {exc.strerror or exc}", 2)
+            text = decode_text(_read_bounded(file, limit, str(file)))
         except LoadError as exc:
             _fail(f"{file}: {exc.problem}", 2)
     try:

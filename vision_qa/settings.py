@@ -69,7 +69,14 @@ class Settings(BaseSettings):
     # UI
     staff_password: str = ""
     feedback_db: Path | None = None  # default: <data_dir>/feedback.sqlite3
-    rate_limit_per_min: int = 20
+    rate_limit_per_min: int = 20  # questions (and staff drafts) per client address and minute
+    serve_concurrency: int = 2  # answers run at once: one embeds (the embedder takes one call at a time) while one runs Python
+    serve_max_queue: int = 64  # jobs waiting, all clients together; beyond it 「混み合っています」
+    client_max_answering: int = 1  # answers one client address may have waiting or running (< serve_concurrency)
+    client_max_pending: int = 4  # jobs of any kind one client address may have waiting or running
+    max_request_kb: int = 1024  # a larger request body is refused before it is read
+    trusted_proxies: str = ""  # comma-separated addresses/networks of reverse proxies to believe
+    client_ip_header: str = "X-Forwarded-For"  # the header those proxies name the client in
     log_inquiries: bool = False  # put question text into the JSON-lines log
     log_file: Path | None = None  # default: <data_dir>/vision-qa.log.jsonl
 

@@ -16,8 +16,9 @@ from ui import render
 
 MODES = {"extractive", "llm", "extractive-fallback", "structure", "refused"}
 # answered: quoted the plan (coverage direct or related); abstained: the plan does not cover it
-# (coverage none); crash: a known bug (xfail).
-KINDS = ("answered", "abstained", "refused", "input-error", "crash")
+# (coverage none); busy: refused by the server's gate (a clear 混み合っています / too large /
+# not offered); crash: a known bug (xfail).
+KINDS = ("answered", "abstained", "refused", "input-error", "busy", "crash")
 
 
 def prompt_lines() -> list[str]:
@@ -43,10 +44,14 @@ class Ledger:
         self.counts: dict[str, Counter] = {}
         self._lock = threading.Lock()
 
-    def record(self, channel: str, kind: str) -> None:
+    def record(self, channel: str, kind: str, *, lost: int = 0) -> None:
+        """One input and its outcome; ``lost``: things it should have kept and did not (a
+        draft, a feedback row, an answer of another client), as the test measured them."""
         assert kind in KINDS, kind
         with self._lock:
-            self.counts.setdefault(channel, Counter())[kind] += 1
+            counts = self.counts.setdefault(channel, Counter())
+            counts[kind] += 1
+            counts["lost"] += lost
 
     def lines(self) -> list[str]:
         out = []
@@ -54,10 +59,13 @@ class Ledger:
         for channel in sorted(self.counts):
             c = self.counts[channel]
             total.update(c)
-            out.append(f"{channel:<14} {sum(c.values()):>4} inputs  " + "  ".join(f"{k}: {c[k]}" for k in KINDS))
+            out.append(f"{channel:<14} {sum(c[k] for k in KINDS):>4} inputs  "
+                       + "  ".join(f"{k}: {c[k]}" for k in (*KINDS, "lost")))
         if out:
-            out.append(f"{'all':<14} {sum(total.values()):>4} inputs  " + "  ".join(f"{k}: {total[k]}" for k in KINDS))
+            out.append(f"{'all':<14} {sum(total[k] for k in KINDS):>4} inputs  "
+                       + "  ".join(f"{k}: {total[k]}" for k in (*KINDS, "lost")))
             out.append("crash: an exception other than InputError; only cases marked xfail (known bugs) may crash")
+            out.append("busy: refused by the server's gate with a clear message; lost: data an input should not have cost")
         return out
 
 

@@ -20,6 +20,7 @@ from ingest.store import current_generation
 from tests.robustness import inputs
 from tests.robustness.checks import LEDGER, Sources, check_answer, kind_of
 from ui import FeedbackStore, create_app, launch
+from ui.gate import WebLimits
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning"),
@@ -39,7 +40,9 @@ def live(tmp_path_factory, vision_index, make_settings, free_port, offline_clien
     settings = make_settings(corpus_dir=root / "corpus", data_dir=root / "data")
     assistant = build_assistant(settings)
     assistant.warm_up()
-    demo = create_app(assistant, feedback=FeedbackStore(root / "fb.sqlite3"), rate_limit_per_min=10_000)
+    # ten residents at once, all from 127.0.0.1 in this test
+    demo = create_app(assistant, feedback=FeedbackStore(root / "fb.sqlite3"), rate_limit_per_min=10_000,
+                      web=WebLimits(client_max_answering=10, client_max_pending=10))
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
     try:
         yield settings, url, root

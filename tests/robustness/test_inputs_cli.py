@@ -19,6 +19,7 @@ from vision_qa import cli
 
 pytestmark = pytest.mark.slow
 TIMINGS = "timings_ms"
+STDIN_LIMIT = 4 * 10_000 + 4  # characters of an inquiry the CLI reads at most
 
 
 @pytest.fixture
@@ -94,6 +95,11 @@ def test_ask_plain(case: inputs.Case, env, real_assistant) -> None:
     "ja-question-then-injection", "close-delimiters", "sql-in-question", "baseline-deer")]))
 def test_draft_from_stdin(case: inputs.Case, env, real_assistant) -> None:
     result = invoke("draft", "--json", input=case.text)
+    if len(case.text) > STDIN_LIMIT:  # refused before the rest is read
+        LEDGER.record("cli.draft", "input-error")
+        exits_with_error(result, f"the inquiry on stdin is longer than {STDIN_LIMIT:,} characters; "
+                                 "nothing was read further")
+        return
     try:
         expected = real_assistant.draft(case.text).to_dict()
     except InputError as exc:
@@ -150,3 +156,40 @@ def test_draft_from_a_missing_file(env, tmp_path) -> None:
     result = invoke("draft", str(tmp_path / "nowhere.txt"))
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "nowhere.txt" in result.stderr
+
+
+# -- H2, L3: bounded reads, clear errors ---------------------------------------------------------
+
+def test_draft_from_dev_zero_is_refused_after_a_bounded_read(env) -> None:
+    result = invoke("draft", "/dev/zero")
+    LEDGER.record("cli.draft", "input-error")
+    exits_with_error(result, f"/dev/zero is larger than {STDIN_LIMIT:,} bytes; nothing was read further")
+
+
+def test_a_100_mb_history_file_is_refused_before_it_is_parsed(env, tmp_path) -> None:
+    from assistant.history import MAX_JSON_CHARS
+
+    history = tmp_path / "history.json"
+    with history.open("wb") as f:  # sparse: 100 MB that take no disk
+        f.truncate(100_000_000)
+    result = invoke("ask", "--history", str(history), "--", inputs.DEER_Q)
+    LEDGER.record("cli.ask", "input-error")
+    exits_with_error(result, f"--history {history} is larger than {4 * MAX_JSON_CHARS:,} bytes; "
+                             "nothing was read further")
+
+
+@pytest.mark.parametrize("content", [
+    '[{"role": "user", "content": 1}]', '[{"role": "user", "content": ["鹿"]}]', '[{"role": "system", "content": "x"}]',
+    '[{"content": "鹿肉の取り組みは？"}]', '"鹿"', "[" * 100_000 + "]" * 100_000,
+])
+def test_a_history_that_is_not_a_list_of_text_messages_is_a_clear_error(env, tmp_path, content) -> None:
+    history = tmp_path / "history.json"
+    history.write_text(content, encoding="utf-8")
+    result = invoke("ask", "--history", str(history), "--", inputs.DEER_Q)
+    LEDGER.record("cli.ask", "input-error")
+    if content.startswith("[[["):
+        assert result.exit_code == 2 and result.stderr.startswith(f"error: --history: cannot read {history}: ")
+        assert isinstance(result.exception, SystemExit)
+        return
+    exits_with_error(result, '--history must be a JSON list of {"role": "user" or "assistant", "content": "text"} '
+                             "objects")

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from ui import FeedbackStore, create_app, launch
+from ui.downloads import NOT_LOGGED_IN
+from ui.gate import BUSY
 
 pytestmark = [
     pytest.mark.slow,
@@ -142,8 +144,42 @@ def test_staff_login_draft_and_docx_download(page, served, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "staff-draft.png"), full_page=True)
     with page.expect_download() as info:
-        page.get_by_role("button", name="Word（.docx）をダウンロード").click()
+        page.get_by_role("link", name="Word（.docx）をダウンロード").click()
     saved = tmp_path / "draft.docx"
     info.value.save_as(saved)
     assert info.value.suggested_filename.endswith(".docx")
     assert docx.Document(str(saved)).paragraphs[0].text == "回答案"
+    # The link is this browser's only: another browser (no staff cookie) is refused.
+    href = page.get_by_role("link", name="テキスト（.txt）をダウンロード").get_attribute("href")
+    other = page.context.browser.new_context()
+    try:
+        response = other.request.get(f"{served.url.rstrip('/')}/{href}")
+        assert (response.status, response.text()) == (403, NOT_LOGGED_IN)
+    finally:
+        other.close()
+    assert page.context.request.get(f"{served.url.rstrip('/')}/{href}").status == 200
+
+
+def test_a_resident_over_the_limit_is_told_the_app_is_busy(browser, tmp_path, assistant_cls, free_port):
+    """A page may have one answer pending: a second question while the first is being
+    answered is refused by the server, and the page says so in Japanese."""
+    assistant = assistant_cls(delay=3.0)
+    demo = create_app(assistant, feedback=FeedbackStore(tmp_path / "fb.sqlite3"))
+    url = launch(demo, port=free_port(), prevent_thread_lock=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        page.wait_for_selector("#vqa-question")
+        ask(page, "鹿肉って何か取り組みあるの？")
+        page.get_by_role("button", name="ゼロカーボンに関する施策を全部教えて").click()
+        page.locator('[data-testid="toast-text"]', has_text=BUSY).wait_for()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "residents-busy.png"), full_page=True)
+        # the first question is still answered
+        page.locator("#vqa-sources .vqa-quote").first.wait_for()
+        assert [q for kind, q, _ in assistant.calls] == ["鹿肉って何か取り組みあるの？"]
+    finally:
+        context.close()
+        demo.close()

@@ -103,3 +103,18 @@ def test_like_on_a_chat_bubble_rates_that_answer(scripted, store, handlers_of):
     assert {k: rows[0][k] for k in DEER_ROW} == DEER_ROW
     assert rows[1]["citations"] == [] and rows[1]["answer"] == "ビジョンには、この質問に答える記述が見つかりませんでした。"
     assert json.dumps(rows[1]["config"]) == '{"assistant": "scripted", "mode": "extractive", "version": 1}'
+
+
+def test_a_hostile_comment_is_stored_clean_and_exported_without_markup(store, tmp_path):
+    store.add(rating=-1, comment="<img src=x onerror=alert(1)>\x00読み\u202eにくい\u2066 & <b>", question="q",
+              rewritten_query="q", answer="a", citations=[], config={})
+    assert store.list()[0]["comment"] == "<img src=x onerror=alert(1)>読みにくい & <b>"
+    # A row stored before comments were cleaned is cleaned on the way out.
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE feedback SET comment = ?", ("a\x00b\u202ec<i>",))
+    out = tmp_path / "feedback.jsonl"
+    store.export(out)
+    assert out.read_text(encoding="utf-8") == (
+        '{"id": 1, "time": "2025-01-02T03:04:05+00:00", "rating": -1, "comment": "abc\\u003ci\\u003e", '
+        '"question": "q", "rewritten_query": "q", "answer": "a", "citations": [], "config": {}}\n')
+    assert json.loads(out.read_text(encoding="utf-8"))["comment"] == "abc<i>"

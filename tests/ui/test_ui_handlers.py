@@ -1,7 +1,9 @@
 """The handlers behind create_app's events, called directly (no server)."""
 from __future__ import annotations
 
+import io
 import json
+import re
 
 import docx
 import gradio as gr
@@ -14,8 +16,8 @@ RATE_MSG = "短時間に多くのリクエストがありました（1分あた�
 SKIP = gr.skip()
 
 
-def req(session="s1"):
-    return gr.Request(session_hash=session)
+def req(session="s1", host="192.0.2.1"):
+    return gr.Request(session_hash=session, client={"host": host, "port": 0})
 
 
 @pytest.fixture
@@ -23,14 +25,16 @@ def app(scripted, store, handlers_of):
     return handlers_of(create_app(scripted, feedback=store, staff_password="職員pw"))
 
 
-def test_chat_streams_escaped_text_then_final_answer_and_sources(app, scripted):
+def test_chat_shows_the_question_then_the_answer_and_sources(app, scripted):
     steps = list(app["chat_send"]("鹿肉って何か取り組みあるの？", None, req()))
     chat, sources, box, state, status, row, *buttons = steps[0]
     assert chat == [{"role": "user", "content": "鹿肉って何か取り組みあるの？"},
                     {"role": "assistant", "content": "（回答を作成しています…）"}]
     assert (box, status, row) == ("", "", gr.update(visible=False))
     assert len(steps) == 2  # a placeholder, then the whole answer (nothing is shown before the guard)
+    assert scripted.calls == [("ask", "鹿肉って何か取り組みあるの？", [])]
     chat, sources, box, state, status, row, *buttons = steps[-1]
+    assert box == SKIP
     answer_text = "捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています[1]。"
     assert chat[-1] == {"role": "assistant", "content": answer_text}
     assert state["history"] == [{"role": "user", "content": "鹿肉って何か取り組みあるの？"},
@@ -110,17 +114,18 @@ def test_input_error_from_the_assistant_becomes_gr_error(store, handlers_of, ass
     assert (e.value.message, e.value.title) == ("質問は10文字以内にしてください。", "エラー")
 
 
-def test_rate_limit_per_session(scripted, store, handlers_of):
+def test_rate_limit_per_client_address_not_per_session(scripted, store, handlers_of):
     h = handlers_of(create_app(scripted, feedback=store, rate_limit_per_min=3))
-    for _ in range(3):
-        list(h["chat_send"]("鹿は？", None, req("a")))
+    for session in ("a", "b", "c"):  # a new session hash for every request changes nothing
+        list(h["chat_send"]("鹿は？", None, req(session, "192.0.2.7")))
     with pytest.raises(gr.Error) as e:
-        next(h["chat_send"]("鹿は？", None, req("a")))
+        next(h["chat_send"]("鹿は？", None, req("d", "192.0.2.7")))
     assert e.value.message == RATE_MSG
     with pytest.raises(gr.Error) as e:
-        h["ask"]("鹿は？", "[]", req("a"))
+        h["ask"]("鹿は？", "[]", req("e", "192.0.2.7"))
     assert e.value.message == RATE_MSG
-    assert json.loads(h["ask"]("鹿は？", "[]", req("b")))["citations"][0]["n"] == 1  # another session
+    # another client is answered
+    assert json.loads(h["ask"]("鹿は？", "[]", req("a", "192.0.2.8")))["citations"][0]["n"] == 1
 
 
 def test_api_ask_returns_answer_json_and_checks_history(app, scripted):
@@ -148,23 +153,41 @@ def test_staff_tab_disabled_without_password(scripted, store):
 
 
 def test_staff_login_gate(app, scripted):
-    assert app["staff_login"]("違う", req()) == (gr.update(visible=False), False, WRONG_PASSWORD, "")
+    assert app["staff_login"]("違う", req()) == (gr.update(visible=False), "", WRONG_PASSWORD, "", "")
     with pytest.raises(gr.Error) as e:
-        app["staff_draft"]("鹿について", False, req())
+        app["staff_draft"]("鹿について", "", req())
     assert e.value.message == "先に職員用パスワードでログインしてください。"
-    assert app["staff_login"]("職員pw", req()) == (gr.update(visible=True), True, "ログインしました。", "")
+    with pytest.raises(gr.Error) as e:  # a key that no login opened
+        app["staff_draft"]("鹿について", "made-up-key", req())
+    assert e.value.message == "先に職員用パスワードでログインしてください。"
+    panel, key, status, box, cookie = app["staff_login"]("職員pw", req())
+    assert (panel, status, box) == (gr.update(visible=True), "ログインしました。", "")
+    assert cookie == key and len(key) >= 40 and app["staff_login"].__self__.downloads.is_open(key)
     assert scripted.calls == []
 
 
+def _files(app, links_html: str) -> list[tuple[str, str]]:
+    """(token, file name) of each download link."""
+    return re.findall(r'href="vqa/download/([\w-]+)" download="([\w.-]+)"', links_html)
+
+
 def test_staff_draft_outputs_and_downloads(app, scripted):
-    text, uncovered, cites, txt, docx_file = app["staff_draft"]("捕獲したエゾシカの活用について", True, req())
+    downloads = app["staff_draft"].__self__.downloads
+    key = app["staff_login"]("職員pw", req())[1]
+    text, uncovered, cites, links = app["staff_draft"]("捕獲したエゾシカの活用について", key, req())
     assert text == ("お問い合わせありがとうございます。\n"
                     "ビジョンでは、捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています[1]。")
     assert uncovered == ('<ul class="vqa-uncovered"><li>補助金の申請期限</li>'
                          '<li>記載のない事項&lt;img src=x onerror=alert(1)&gt;</li></ul>')
     assert '<blockquote class="vqa-quote">個体数管理等のために<mark>捕獲したエゾシカの</mark>有効<mark>活用</mark>の促進と、地域ブランド化の推進</blockquote>' in cites
-    assert txt["visible"] is True and txt["value"].endswith(".txt")
-    assert open(txt["value"], encoding="utf-8").read() == (
+    (txt_token, txt_name), (docx_token, docx_name) = _files(app, links)
+    assert re.fullmatch(r"vision-qa-draft-\d{8}-\d{6}-[0-9a-f]{6}\.txt", txt_name)
+    assert docx_name == txt_name.replace(".txt", ".docx")
+    assert ">テキスト（.txt）をダウンロード</a>" in links and ">Word（.docx）をダウンロード</a>" in links
+    assert downloads.take(txt_token, "another-session") == (403, None)  # not its owner: the file stays
+    status, txt = downloads.take(txt_token, key)
+    assert (status, txt.name, txt.media_type) == (200, txt_name, "text/plain; charset=utf-8")
+    assert txt.data.decode("utf-8") == (
         "お問い合わせありがとうございます。\n"
         "ビジョンでは、捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています[1]。\n\n"
         "【要確認事項】\n・補助金の申請期限\n・記載のない事項<img src=x onerror=alert(1)>\n\n"
@@ -172,7 +195,9 @@ def test_staff_draft_outputs_and_downloads(app, scripted):
         "１ 農林水産業をはじめとする地域産業の振興（2ページ）\n"
         "「個体数管理等のために捕獲したエゾシカの有効活用の促進と、地域ブランド化の推進」\n\n"
         "出典：北海道「釧路・根室連携地域 地域づくり推進ビジョン」\n")
-    document = docx.Document(docx_file["value"])
+    assert downloads.take(txt_token, key) == (404, None)  # served once, then gone
+    status, docx_file = downloads.take(docx_token, key)
+    document = docx.Document(io.BytesIO(docx_file.data))
     assert [p.text for p in document.paragraphs] == [
         "回答案", "お問い合わせありがとうございます。",
         "ビジョンでは、捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています[1]。",
@@ -180,6 +205,7 @@ def test_staff_draft_outputs_and_downloads(app, scripted):
         "出典", "[1] 釧路・根室連携地域「地域づくり推進ビジョン」／Ⅰ 地域のめざす姿 › １ 農林水産業をはじめとする地域産業の振興（2ページ）",
         "「個体数管理等のために捕獲したエゾシカの有効活用の促進と、地域ブランド化の推進」",
         "出典：北海道「釧路・根室連携地域 地域づくり推進ビジョン」"]
+    assert len(downloads) == 0
 
 
 def test_api_draft_password(app, scripted):
@@ -223,4 +249,4 @@ def test_create_app_from_settings(scripted, tmp_path, handlers_of):
     h["ask"]("鹿は？", "[]", req())
     with pytest.raises(gr.Error, match="1分あたり1回まで"):
         h["ask"]("鹿は？", "[]", req())
-    assert h["staff_login"]("pw", req("t"))[1] is True
+    assert h["staff_login"]("pw", req("t"))[2] == "ログインしました。"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from assistant.build import build_assistant
+from assistant.build import build_assistant, run_ingest
 from ui import FeedbackStore, create_app, launch
-from assistant.build import run_ingest
+from ui.gate import WebLimits
 from vision_qa.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -24,8 +24,9 @@ def real_app(tmp_path_factory, free_port):
     shutil.copytree(Path(__file__).resolve().parents[2] / "corpus", root / "corpus")
     settings = Settings(data_dir=root / "data", corpus_dir=root / "corpus", rate_limit_per_min=100)
     run_ingest(settings, quiet=True)
+    # twenty residents at once, all from 127.0.0.1 in this test
     demo = create_app(build_assistant(settings), feedback=FeedbackStore(root / "fb.sqlite3"),
-                      rate_limit_per_min=100)
+                      rate_limit_per_min=100, web=WebLimits(client_max_answering=20, client_max_pending=20))
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
     try:
         yield url
