@@ -14,7 +14,7 @@ from assistant.matching import TermMatcher
 from assistant.query import FollowUpRewriter, TermExtractor, bound_history, clean_question, detect_language
 from assistant.question import Question, QuestionAnalyzer
 from assistant.relevance import Calibration, Idf
-from assistant.retrieval import Bm25Retriever, CrossEncoderReranker, DenseRetriever, HybridRetriever
+from assistant.retrieval import Bm25Retriever, CrossEncoderReranker, DenseRetriever, HybridRetriever, embedded_query
 from assistant.structure import Outline, StructureAnswerer
 from assistant.types import Answer, Draft, Hit, Message
 from ingest.embedders import BaseEmbedder
@@ -140,7 +140,7 @@ class Assistant:
         unknown = gen.matcher.unknown([t.text for t in question.terms])
         if not unknown:
             return None
-        vectors = self.embedder.embed_queries([*unknown, searched])  # the query last: often alone on a core
+        vectors = self.embedder.embed_queries([*unknown, embedded_query(searched)])  # the query last
         gen.matcher.remember(unknown, vectors[:-1])
         return vectors[-1]
 

