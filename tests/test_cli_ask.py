@@ -163,3 +163,33 @@ def test_draft_of_empty_stdin_exits_2(env) -> None:
     result = _invoke("draft", input="  \n")
     assert result.exit_code == 2
     assert result.stderr == f"error: {EMPTY}\n"
+
+
+def test_ask_batch_answers_every_line_with_one_assistant(env, tmp_path: Path, built: dict) -> None:
+    source = tmp_path / "questions.txt"
+    history = [{"role": "user", "content": "エゾシカについて教えて"}]
+    source.write_text("\n".join([
+        QUESTION, "", json.dumps({"question": "その予算は？", "history": history}, ensure_ascii=False),
+        json.dumps({"question": 3}), "   \u200b", "ゴミの収集日は？"]) + "\n", encoding="utf-8")
+    before = len(built)
+    result = _invoke("ask", "--batch", str(source))
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["line"] for r in rows] == [1, 3, 4, 5, 6]
+    assert (rows[0]["question"], rows[0]["coverage"], rows[0]["citations"][0]["quote"]) == (QUESTION, "direct", DEER)
+    assert (rows[1]["rewritten_query"], rows[1]["coverage"], rows[1]["missing"]) == (
+        "エゾシカについて、その予算は？", "related", ["予算"])
+    assert rows[2] == {"line": 4, "error": 'a JSON line needs "question" (a string)'}
+    assert rows[3] == {"line": 5, "error": EMPTY}
+    assert rows[4]["coverage"] == "none"
+    assert len(built) - before <= 1  # one assistant for the whole batch
+    assert result.stderr.endswith("3 answered, 2 not answerable as given\n")
+
+
+def test_ask_batch_reads_stdin_and_refuses_a_question_beside_it(env) -> None:
+    result = _invoke("ask", "--batch", "-", input=QUESTION + "\n")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["citations"][0]["quote"] == DEER
+    refused = _invoke("ask", "--batch", "-", QUESTION)
+    assert refused.exit_code == 2 and "give no QUESTION" in refused.stderr
+    assert _invoke("ask").exit_code == 2

@@ -144,14 +144,23 @@ def _history(path: Path | None) -> list:
 
 
 @app.command()
-def ask(question: str = typer.Argument(..., help="質問 (a question, Japanese or English)"),
+def ask(question: Optional[str] = typer.Argument(None, help="質問 (a question, Japanese or English)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-        history: Optional[Path] = typer.Option(None, help="a JSON file with the chat so far [{role, content}]")):
+        history: Optional[Path] = typer.Option(None, help="a JSON file with the chat so far [{role, content}]"),
+        batch: Optional[Path] = typer.Option(None, "--batch", help="answer every line of FILE (or - for stdin): "
+                                             "a question, or JSON {question, history}; one JSON answer per line")):
     """Answer one question with verbatim, numbered citations."""
     from assistant.types import InputError
     from ingest.store import IndexError_
 
     settings = _settings()
+    if batch is not None:
+        if question is not None or history is not None:
+            _fail("--batch reads the questions (and their histories) from the file; give no QUESTION or --history", 2)
+        _ask_batch(settings, batch)
+        return
+    if question is None:
+        _fail("a question is needed (or --batch FILE)", 2)
     turns = _history(history)
     try:
         answer = _assistant(settings).ask(question, turns)
@@ -163,6 +172,29 @@ def ask(question: str = typer.Argument(..., help="質問 (a question, Japanese o
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
     else:
         typer.echo(format_answer(answer))
+
+
+def _ask_batch(settings, path: Path) -> None:
+    from rich.console import Console
+
+    from ingest.store import IndexError_
+    from vision_qa import batch
+
+    try:
+        assistant = _assistant(settings)
+        assistant.current()  # a missing index fails here, before any line is read
+        if str(path) == "-":
+            ok, failed = batch.run(assistant.ask, sys.stdin, sys.stdout, None, Console(stderr=True))
+        else:
+            with path.open(encoding="utf-8-sig", errors="replace") as f:
+                total = sum(1 for line in f if line.strip())
+            with path.open(encoding="utf-8-sig", errors="replace") as f:
+                ok, failed = batch.run(assistant.ask, f, sys.stdout, total, Console(stderr=True))
+    except OSError as exc:
+        _fail(f"--batch: cannot read {path}: {exc.strerror or exc}", 2)
+    except IndexError_ as exc:
+        _fail(str(exc), 3)
+    typer.secho(f"{ok} answered, {failed} not answerable as given", err=True)
 
 
 @app.command()
