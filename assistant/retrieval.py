@@ -2,7 +2,7 @@
 optionally reranked by a sentence-transformers CrossEncoder."""
 from __future__ import annotations
 
-from ingest.store import IndexReader, chroma_client
+from ingest.store import IndexReader
 from ingest.tokenize import JapaneseTokenizer
 from ingest.types import Chunk
 
@@ -49,40 +49,26 @@ class DenseRetriever:
     def __init__(self, index: IndexReader, embeddings) -> None:
         self.index = index
         self.embeddings = embeddings
-        self._store = None
-        self._collection = None
 
     @property
     def store(self):
-        if self._store is None:
-            self._store = self.index.vectorstore(self.embeddings)
-        return self._store
-
-    @property
-    def collection(self):
-        """The Chroma collection. Asking it for ids and distances only skips loading each
-        hit's document and metadata, which the chunk list already holds (half the time
-        of a query at 100k chunks)."""
-        if self._collection is None:
-            _ = self.store  # opens the collection; a missing one raises IndexCorrupt with advice
-            client = chroma_client(self.index.spec, self.index.dir)
-            self._collection = client.get_collection(self.index.manifest.collection)
-        return self._collection
+        """The Chroma collection (opened on first use; a damaged one raises IndexCorrupt with advice)."""
+        return self.index.collection
 
     def retrieve(self, query: str, k: int = 30, vector: list[float] | None = None) -> list[Hit]:
-        """``vector``: the query's embedding when the caller has it already."""
-        n = len(self.index.chunks)
-        if n == 0:
+        """``vector``: the query's embedding when the caller has it already. The index is
+        asked for ids and distances only: the chunk list holds the rest (loading each hit's
+        document and metadata was half the time of a query at 100k chunks)."""
+        if not self.index.chunks:
             return []
         if vector is None:
             vector = self.embeddings.embed_query(embedded_query(query))
-        result = self.collection.query(query_embeddings=[vector], n_results=min(k, n), include=["distances"])
         hits = []
-        for chunk_id, distance in zip(result["ids"][0], result["distances"][0]):
-            chunk = self.index.by_id.get(chunk_id)
-            if chunk is None or chunk.kind in _NOT_RETRIEVED:
+        for chunk_id, distance in self.index.nearest(vector, k):
+            chunk = self.index.by_id[chunk_id]
+            if chunk.kind in _NOT_RETRIEVED:
                 continue
-            sim = 1.0 - float(distance)  # cosine distance → similarity
+            sim = 1.0 - distance  # cosine distance → similarity
             hits.append(Hit(chunk=chunk, score=sim, retriever="dense", ranks={"dense": len(hits) + 1}, scores={"dense": sim}))
         return hits
 
