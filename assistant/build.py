@@ -8,6 +8,7 @@ from assistant.core import Assistant, AssistantConfig
 from assistant.relevance import Calibration
 from ingest.embedders import make_embedder
 from ingest.indexer import Indexer
+from ingest.loaders import ParseLimits
 from ingest.sources import SourcesError, load_sources
 from ingest.store import StoreSpec
 from ingest.tokenize import JapaneseTokenizer
@@ -21,9 +22,12 @@ def store_spec(settings: "Settings") -> StoreSpec:
 
 
 def build_indexer(settings: "Settings", embedder=None, tokenizer: JapaneseTokenizer | None = None) -> Indexer:
+    limits = ParseLimits(memory_mb=settings.parse_memory_mb, seconds=settings.parse_seconds,
+                         unpacked_mb=settings.max_unpacked_mb, pages=settings.max_pdf_pages)
     return Indexer(
         store=store_spec(settings), embedder=embedder or make_embedder(settings.embedder_spec()),
         corpus_dir=settings.corpus_dir, max_file_bytes=int(settings.max_file_mb * 1_000_000), tokenizer=tokenizer,
+        limits=limits,
     )
 
 

