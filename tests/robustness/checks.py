@@ -17,8 +17,9 @@ from ui import render
 MODES = {"extractive", "llm", "extractive-fallback", "structure", "refused"}
 # answered: quoted the plan (coverage direct or related); abstained: the plan does not cover it
 # (coverage none); busy: refused by the server's gate (a clear 混み合っています / too large /
-# not offered); crash: a known bug (xfail).
-KINDS = ("answered", "abstained", "refused", "input-error", "busy", "crash")
+# not offered); recovered: damage to the index reported with the command that fixes it, and
+# fixed by it; crash: a known bug (xfail).
+KINDS = ("answered", "abstained", "refused", "input-error", "busy", "recovered", "crash")
 
 
 def prompt_lines() -> list[str]:
@@ -38,7 +39,7 @@ def leaked(text: str, allowed: str = "") -> list[str]:
 # -- the tally ------------------------------------------------------------------------------------
 
 class Ledger:
-    """Outcomes by channel, for the summary at the end of the session."""
+    """Outcomes by channel, and data lost, for the summary at the end of the session."""
 
     def __init__(self) -> None:
         self.counts: dict[str, Counter] = {}
@@ -66,6 +67,7 @@ class Ledger:
                        + "  ".join(f"{k}: {total[k]}" for k in (*KINDS, "lost")))
             out.append("crash: an exception other than InputError; only cases marked xfail (known bugs) may crash")
             out.append("busy: refused by the server's gate with a clear message; lost: data an input should not have cost")
+            out.append("recovered: damage reported with the command that fixes it, and fixed by it")
         return out
 
 
