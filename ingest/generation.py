@@ -136,9 +136,7 @@ class GenerationWriter:
 
     # -- vectors -------------------------------------------------------------------------
     def _write_vectors(self, plan, gen_dir, generation, seq, embeddings: CachedEmbeddings, progress):
-        total, done = len(plan.change.add), 0
-
-        dim = 0
+        total, done, dim = len(plan.change.add), 0, 0
 
         def embed(chunks: list[Chunk]) -> list[list[float]]:
             nonlocal done, dim

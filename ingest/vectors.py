@@ -11,9 +11,9 @@ says when it was added (``born``) and when it left (``dead``, ``ALIVE`` until th
 Each generation lists its own record ids (``records.json``); readers keep only those, so
 records that a running ingest adds are invisible until ``CURRENT`` switches, and a killed
 ingest's records are never read. The next ingest first deletes records born after the
-current generation and clears ``dead`` marks set after it, then applies its difference; after the switch,
-records dead for every generation still kept are deleted. ``--rebuild`` starts a new
-collection.
+current generation and clears ``dead`` marks set after it, then applies its difference;
+after the switch, records dead for every generation still kept are deleted. ``--rebuild``
+starts a new collection.
 """
 from __future__ import annotations
 
