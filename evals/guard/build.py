@@ -68,7 +68,8 @@ def transcript_items() -> list[dict]:
         items.append({
             "id": f"tr-{model}-{label['call']:02d}-{counter[key]:02d}", "source": "transcript", "kind": label["kind"],
             "sentence": label["sentence"], "passages": prompt_passages(user), "supported": label["supported"],
-            "reason": label["reason"], "origin": f"{label['file']}#{label['call']}", "call": f"{label['file']}#{label['call']}",
+            "reason": label["reason"], "origin": f"{label['file']}#{label['call']}",
+            "call": f"{label['file']}#{label['call']}",
             "draft": "<inquiry>" in user, "occurrences": label["occurrences"], "group": f"{model}#{label['call']}",
             "stratum": f"transcript-{model}",
         })

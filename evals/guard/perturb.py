@@ -112,7 +112,8 @@ def number(item: Item) -> Item | None:
         if not old.isascii():
             new = new.translate(_WIDE)
         changed = body[:m.start()] + new + body[m.end():] + tail
-        return _new(item, "number", changed, item["passages"], f"number: {old} changed to {new}; the passages say {old}")
+        return _new(item, "number", changed, item["passages"],
+                    f"number: {old} changed to {new}; the passages say {old}")
     for _ in range(20):
         phrase = rng.choice(_ADDED_NUMBERS).format(y=rng.randint(2026, 2040), n=rng.choice((3, 5, 10, 12, 20, 30, 50)))
         figure = _DIGITS_RE.search(phrase).group()
