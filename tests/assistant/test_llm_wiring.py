@@ -237,3 +237,25 @@ def test_an_unsupported_llm_draft_leaves_the_extractive_one_with_a_notice(with_l
     printed = format_draft(draft)
     assert "ディアルコミック" not in printed and printed.endswith("※" + draft.notice)
     assert draft.to_dict()["rejected_llm_sentences"] == draft.rejected
+
+
+def test_rejected_sentences_go_to_the_log(with_llm, tmp_path) -> None:
+    import json
+    import logging
+
+    from assistant import logs
+
+    path = tmp_path / "log.jsonl"
+    logs.configure(path)
+    try:
+        _run(with_llm(FakeListChatModel(responses=["## 守ること\n鹿肉の取り組みがあります。"])), QUESTION)
+    finally:
+        for handler in list(logs.LOGGER.handlers):
+            logs.LOGGER.removeHandler(handler)
+            handler.close()
+        logs.LOGGER.setLevel(logging.NOTSET)
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [e["event"] for e in events] == ["llm_rejected", "answer"]
+    assert events[0]["withheld"] is True and events[0]["sentences"] == [
+        {"reason": "echo", "text": "［プロンプトの反復（7文字）］"}, {"reason": "no-citation", "text": "鹿肉の取り組みがあります。"}]
+    assert (events[1]["mode"], events[1]["rejected"]) == ("extractive-fallback", 2)

@@ -80,3 +80,19 @@ def test_a_changed_test_split_is_refused(tmp_path, monkeypatch) -> None:
     with pytest.raises(bench.FrozenSplitChanged):
         bench.load("test")
     assert len(bench.load("dev")) == 672
+
+
+def test_vision_qa_eval_guard_prints_both_splits_and_writes_the_report(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from vision_qa.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "guard", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "| guard benchmark | dev | test |"
+    assert "| transcript sentences passed (all unsupported) | 0 | 0 |" in lines
+    assert lines[-1] == "guard gate passed"
+    report = json.loads((tmp_path / "guard.json").read_text(encoding="utf-8"))
+    assert set(report) == {"dev", "test"} and report["test"]["transcript_unsupported_passed"] == 0
+    assert (tmp_path / "guard.md").read_text(encoding="utf-8").startswith("# Guard benchmark\n\n| guard benchmark |")
