@@ -56,12 +56,15 @@ def build_assistant(settings: "Settings", retrieval_mode: str = "hybrid", embedd
     llm = rewriter = None
     if settings.llm_enabled:
         from assistant.guard import FidelityGuard
-        from assistant.llm import LlmAnswerer, LlmRewriter, make_chat_model
+        from assistant.llm import Limits, LlmAnswerer, LlmRewriter, make_chat_model
+        from assistant.query import TermExtractor
 
         chat = make_chat_model(settings.llm_base_url, settings.llm_model, settings.llm_api_key,
                                settings.llm_timeout_s, settings.llm_temperature)
-        llm = LlmAnswerer(chat, FidelityGuard(tokenizer, mode=settings.guard_mode))
-        rewriter = LlmRewriter(chat)
+        limits = Limits(answer_tokens=settings.llm_answer_max_tokens, draft_tokens=settings.llm_draft_max_tokens,
+                        rewrite_tokens=settings.llm_rewrite_max_tokens, budget_s=settings.llm_budget_s)
+        llm = LlmAnswerer(chat, FidelityGuard(tokenizer, mode=settings.guard_mode), limits)
+        rewriter = LlmRewriter(chat, TermExtractor(tokenizer), limits)
     return Assistant(store_spec(settings), embedder, config, tokenizer=tokenizer, calibration=calibration,
                      issuers=issuers(settings.corpus_dir), llm=llm, rewriter=rewriter)
 

@@ -117,10 +117,16 @@ class Assistant:
     def rewrite(self, question: str, history: list[Message], gen: Generation) -> str:
         known = gen.idf.df.__contains__  # the index has the word
         if self.llm_rewriter is not None and self.rewriter.is_follow_up(question, history, known):
+            from assistant.llm import LlmUnavailable
+
             try:
-                return self.llm_rewriter.rewrite(question, history)
-            except Exception:  # the rules below are the fallback; the LLM is an upgrade
-                pass
+                # None when the model's query is no plausible one (markup, prompt text, too long,
+                # lost the question's words): the rules below are the fallback.
+                query = self.llm_rewriter.rewrite(question, history)
+            except LlmUnavailable:
+                query = None
+            if query:
+                return query
         return self.rewriter.rewrite(question, history, known)
 
     @staticmethod
@@ -148,7 +154,9 @@ class Assistant:
         """A cited answer from the current generation."""
         return self._answer(question, history or [], self.current())
 
-    def _answer(self, question: str, history: list[Message], gen: Generation) -> Answer:
+    def _answer(self, question: str, history: list[Message], gen: Generation, generate: bool = True) -> Answer:
+        """``generate=False``: quotes only, even with an LLM (a draft's points: the draft uses
+        their coverage and passages, and writes its own prose in one call)."""
         t0 = time.perf_counter()
         question = clean_question(question, self.cfg.max_question_chars)
         history = bound_history(history)
@@ -171,7 +179,7 @@ class Assistant:
         answer = self._structured(gen, parsed, question, query, hits, language)
         if answer is None:
             grade = self.judge.grade(parsed, hits, gen.matcher, gen.idf, gen.outline.titles)
-            if self.llm is not None and grade.coverage == "direct":
+            if self.llm is not None and generate and grade.coverage == "direct":
                 answer = self._llm_answer(gen, parsed, grade, question, query, hits, language)
             else:
                 answer = self._extractive(gen, parsed, grade, question, query, hits, language)
@@ -216,35 +224,47 @@ class Assistant:
 
     def _llm_answer(self, gen: Generation, parsed: Question, grade: Grade, question: str, query: str,
                     hits: list[Hit], language) -> Answer:
+        """A generated answer when the guard keeps at least one supported sentence that states
+        something; otherwise the extractive answer with one line saying why (the rejected
+        sentences go to the log and ``Answer.rejected``, never into the text)."""
+        from assistant.extractive import make_citations
         from assistant.llm import LlmUnavailable
 
         passages = [h.chunk for h in grade.passages]
         try:
             result = self.llm.answer(question if query == question else query, passages, language)
         except LlmUnavailable as exc:
-            answer = self._extractive(gen, parsed, grade, question, query, hits, language)
-            answer.mode = "extractive-fallback"
-            answer.notes = [f"LLM unavailable, extractive answer instead: {exc}"]
-            return answer
-        from assistant.extractive import make_citations
-
+            return self._fallback(gen, parsed, grade, question, query, hits, language, "unavailable",
+                                  f"LLM unavailable, extractive answer instead: {exc}")
+        if not result.answers:
+            _log_rejected(result, shown=[], withheld=True)
+            return self._fallback(gen, parsed, grade, question, query, hits, language, "withheld",
+                                  "the LLM answer had no supported sentence; extractive answer instead",
+                                  result.rejected)
         citations = [c for c in make_citations(passages, gen.outline) if c.n in result.cited]
-        if not citations:
-            # Nothing the model said could be tied to a passage: show quotes instead.
-            answer = self._extractive(gen, parsed, grade, question, query, hits, language)
-            answer.mode = "extractive-fallback"
-            answer.unsupported = result.unsupported
-            answer.notes = ["the LLM answer had no supported citation; extractive answer instead"]
-            return answer
         notes = [f"citations to passages that do not exist: {result.invalid_citations}"] \
             if result.invalid_citations else []
+        shown = result.unsupported if self.llm.guard.mode == "mark" else []
+        hidden = [s for s in result.rejected if s not in shown]
+        if hidden:
+            _log_rejected(result, shown, withheld=False)
         return Answer(question=question, rewritten_query=query, text=result.text, citations=citations,
                       coverage="direct", mode="llm", language=language, retrieved=hits, notes=notes,
-                      unsupported=result.unsupported)
+                      unsupported=shown, rejected=hidden)
+
+    def _fallback(self, gen: Generation, parsed: Question, grade: Grade, question: str, query: str,
+                  hits: list[Hit], language, why: str, note: str, rejected: list[str] | None = None) -> Answer:
+        answer = self._extractive(gen, parsed, grade, question, query, hits, language)
+        answer.mode = "extractive-fallback"
+        answer.text += "\n" + prompts.render("answer", f"{why}_{language}")
+        answer.notes = [note]
+        answer.rejected = rejected or []
+        return answer
 
     def _log(self, answer: Answer) -> Answer:
         fields = {"mode": answer.mode, "coverage": answer.coverage, "citations": len(answer.citations),
                   "question_chars": len(answer.question), "unsupported": len(answer.unsupported),
+                  "rejected": len(answer.rejected),
                   "timings_ms": {k: round(v, 1) for k, v in answer.timings_ms.items()}}
         if self.cfg.log_questions:
             fields["question"] = answer.question
@@ -256,10 +276,21 @@ class Assistant:
         from assistant.draft import DraftWriter
 
         gen = self.current()
-        return DraftWriter(ask=lambda q, history: self._answer(q, history, gen), llm=self.llm, chunk=gen.index.by_id.get, outline=gen.outline,
+        return DraftWriter(ask=lambda q, history: self._answer(q, history, gen, generate=False), llm=self.llm,
+                           chunk=gen.index.by_id.get, outline=gen.outline,
                            max_inquiry_chars=self.cfg.max_inquiry_chars,
                            max_question_chars=self.cfg.max_question_chars).write(inquiry)
 
 
 def _ms(t: float) -> float:
     return (time.perf_counter() - t) * 1000.0
+
+
+def _log_rejected(result, shown: list[str], withheld: bool) -> None:
+    """The sentences the guard kept from the reader, with the reason for each (for debugging;
+    clipped so that a runaway generation cannot flood the log; echoes named, not quoted)."""
+    from assistant.guard import echo_note
+
+    rows = [{"reason": v.reason, "text": (echo_note(v.sentence) if v.reason == "echo" else v.sentence)[:200]}
+            for v in result.sentences if not v.supported and v.sentence not in shown]
+    logs.event("llm_rejected", withheld=withheld, count=len(rows), sentences=rows[:20])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -120,23 +121,43 @@ class DraftWriter:
         return out
 
     def _llm_draft(self, extractive: Draft, t0: float) -> Draft:
-        """The LLM writes the prose from the same passages; the guard checks it. On any
-        failure the extractive draft stands, with a note in its mode."""
+        """The LLM writes the body from the same passages; the guard removes every sentence
+        the passages do not support, and the opening, closing and 出典 list are the templates'.
+        When nothing supported is left, or the model fails, the extractive draft stands with a
+        notice for staff (the rejected sentences only in ``Draft.rejected``)."""
         from assistant.llm import LlmUnavailable
 
-        chunks = [c for c in (self.chunk(c.chunk_id) for c in extractive.citations) if c is not None]
+        # The model sees the passages numbered as the extractive draft cites them.
+        found = [(c, chunk) for c in extractive.citations if (chunk := self.chunk(c.chunk_id)) is not None]
+        pairs = [(replace(c, n=i), chunk) for i, (c, chunk) in enumerate(found, start=1)]
         try:
-            result = self.llm.draft(extractive.inquiry, chunks)
+            result = self.llm.draft(extractive.inquiry, [chunk for _, chunk in pairs])
         except LlmUnavailable:
-            extractive.mode = "extractive-fallback"
-            return extractive
-        if not result.cited:
-            extractive.mode = "extractive-fallback"
-            return extractive
-        cited = [c for c in extractive.citations if c.n in result.cited]
-        text = result.text + "\n\n" + sources_list(cited)
+            return replace(extractive, mode="extractive-fallback", notice=prompts.render("answer", "draft_unavailable"))
+        if not result.answers:
+            return replace(extractive, mode="extractive-fallback", notice=prompts.render("answer", "draft_withheld"),
+                           rejected=result.rejected)
+        cited = [c for c, _ in pairs if c.n in result.cited]
+        text = "\n\n".join([prompts.render("draft", "opening"), _without_empty_headings(result.text),
+                             prompts.render("draft", "closing"), sources_list(cited)])
         return Draft(inquiry=extractive.inquiry, text=text, points=extractive.points, uncovered=extractive.uncovered,
-                     citations=cited, mode="llm", timings_ms={"total": _ms(t0)})
+                     citations=cited, mode="llm", rejected=result.rejected, timings_ms={"total": _ms(t0)})
+
+
+_HEADING_LINE = re.compile(r"^\s*(?:【[^】]*】|#{1,6}\s.*|■.*|\*\*[^*]+\*\*[:：]?)\s*$")
+
+
+def _without_empty_headings(text: str) -> str:
+    """Drop heading lines left with nothing under them once the guard removed their sentences."""
+    lines = text.splitlines()
+    keep = []
+    for i, line in enumerate(lines):
+        if _HEADING_LINE.match(line):
+            rest = next((ln for ln in lines[i + 1:] if ln.strip()), "")
+            if not rest or _HEADING_LINE.match(rest):
+                continue
+        keep.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(keep)).strip()
 
 
 def _ms(t: float) -> float:

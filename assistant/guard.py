@@ -1,213 +1,257 @@
 """Fidelity guard: does each sentence of a generated answer rest on the passages it cites?
 
-A sentence is supported when it cites at least one existing passage, enough of its content
-words (or, for Japanese, of its character bigrams) occur in the cited passages, and every
-number in it occurs there too. English sentences citing Japanese passages share almost no
-words with them, so they are flagged unless their terms happen to match (ICT, CO2 …).
+Per sentence, in order:
+1. the refusal sentence of the prompt passes as it is;
+2. a prompt echo (``assistant.echo``) is removed, whatever the mode, and never counts;
+3. a citation to a passage that does not exist is an error;
+4. a sentence that claims something must cite, and each part of it (the text before each
+   group of citation markers) must be supported by the passages that group cites
+   (``assistant.support``: numbers, names, polarity and content words, from the passages'
+   own text only). A cited passage that does not support its part is an error even when
+   another passage would.
+
+``mark`` shows unsupported sentences with a marker, ``remove`` drops them. Whether the kept
+sentences answer anything at all (``GuardResult.answers``) is the caller's fallback test.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Literal
 
+from assistant.echo import PromptEcho
+from assistant.sentences import sentence_spans
+from assistant.support import SupportChecker, flat
 from ingest.normalize import normalize_for_index
+from ingest.terms import EN_STOP
 from ingest.tokenize import JapaneseTokenizer
 from ingest.types import Chunk
 
 MARKER = "［要確認：出典で確認できません］"
 REFUSALS = ("ビジョンには記載がありません", "the vision does not cover this")
-MODES = ("mark", "remove")
+GuardMode = Literal["mark", "remove"]
+MODES: tuple[GuardMode, ...] = ("mark", "remove")
+Reason = Literal["ok", "refusal", "no-claim", "echo", "no-citation", "invalid-citation", "unsupported-citation",
+                 "low-overlap", "number-mismatch", "name-mismatch", "negation", "cross-language"]
+# Removed in either mode and never marked: an echo of the prompt, and a sentence with nothing
+# to check at all (a stray 「エ」 cut off by the token limit, 「はい。」).
+DROPPED = ("echo", "no-claim")
 _GONE = "\x00"  # stands in for a removed sentence until its line is tidied
 
-_CITE = r"[\[［]\s*[0-9０-９]+(?:\s*[,，、\-–〜~]\s*[0-9０-９]+)*\s*[\]］]"
-_CITE_RE = re.compile(_CITE)
-# A sentence ends at 。！？, or at .!? before a space, a citation or the end of the line
-# (so 3.5 and e.g. in mid-sentence do not split). Closing brackets and the citation markers
-# right after the end belong to the sentence.
-_END_RE = re.compile(rf"(?:[。！？]|[.!?](?=[\s\[［]|$))[」』）)\"'”’]*(?:\s*{_CITE})*")
-_ONLY_CITES_RE = re.compile(rf"^(?:\s*{_CITE})+\s*[。.]?\s*$")
+CITE = r"[\[［]\s*[0-9０-９]+(?:\s*[,，、\-–〜~]\s*[0-9０-９]+)*\s*[\]］]"
+_CITE_RE = re.compile(CITE)
+_CITES_RE = re.compile(rf"(?:\s*{CITE})+")
+_ONLY_CITES_RE = re.compile(rf"^(?:\s*{CITE})+\s*[。.]?\s*$")
 # List enumerators at the start of a line: their digits are not claims.
 _ENUM_RE = re.compile(r"^\s*(?:[-*+・•●○◆■□]|\d{1,2}[.)．）]|[（(]\d{1,2}[)）]|[①-⑳])\s*")
-_HEADING_RE = re.compile(r"^(?:【[^】]*】|#{1,6}\s.*|■.*|\*\*[^*]+\*\*[:：]?|要確認事項[:：]?)$")
-_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
-
-_CONTENT_POS = ("名詞", "動詞", "形容詞", "形状詞")
-_SKIP_POS2 = ("非自立可能", "数詞", "助数詞", "助動詞語幹")
-# Words that frame or courteously wrap an answer but claim nothing about the plan.
-_NO_CLAIM_JA = frozenset("""
-ビジョン 計画 記載 記す 書く 示す 挙げる 掲げる 述べる 言う 次 以下 通り 様 よう 事 物 為る 有る 居る 成る おる
-問い合わせ 問い合わせる 問う 合わせる 頂く 誠 御座る 願い 願う 致す 申す 上げる 申し上げる 回答 答える 質問 件 点
-不明 気軽 下さる 宜しい 今後 確認 事項 担当 存ずる 思う 考える 参考 幸い 関する つく 就く 対する 旨 内容 当該
-施策 取り組み 取組 取り組む 項目 方向 主 具体 具体的
-""".split())
-_EN_STOP = frozenset("""
-a an the is are was were be been being am of to in on at for from by with and or but not no nor as into about
-this that these those it its they them their there here which who whom what when where why how than then so
-also such any some all each both more most other only very can could will would should may might must shall
-do does did done has have had i we you he she our your my me us
-vision plan plans states state says say said mentions mention mentioned notes lists list describes
-includes include including according following follows regarding under section item items
-thank thanks question questions answer please
-""".split())
+_HEADING_RE = re.compile(r"^(?:【[^】]*】|#{1,6}\s.*|■.*|\*\*[^*]+\*\*[:：]?)$")
+_EN_WORD_RE = re.compile(r"[a-z][a-z0-9\-]*")
+_EN_FRAMING = frozenset("vision plan states says mentions lists includes notes describes aims promotes".split())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SentenceVerdict:
     sentence: str
     cited: tuple[int, ...]  # valid citation numbers in the sentence
     supported: bool
-    # ok | refusal | no-claim | no-citation | invalid-citation | low-overlap | cross-language
-    # | number-mismatch
-    reason: str
-    overlap: float = 0.0  # the better of term and bigram overlap
+    reason: Reason
+    overlap: float = 0.0  # weighted share of the claim's words found in the cited text
     invalid: tuple[int, ...] = ()
-    missing_numbers: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()  # numbers, names or words the cited text lacks
+    heading: bool = False  # a heading line (## …, 【…】): it can be kept but answers nothing
+
+    @property
+    def answers(self) -> bool:
+        """A supported sentence that states something from the passages."""
+        return self.supported and self.reason == "ok" and not self.heading
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class GuardResult:
-    text: str  # the answer after the mode was applied
+    text: str  # the answer after the mode was applied (echoes always removed)
     sentences: list[SentenceVerdict] = field(default_factory=list)
-    unsupported: list[str] = field(default_factory=list)
-    invalid_citations: list[int] = field(default_factory=list)
-    cited: list[int] = field(default_factory=list)
+
+    @property
+    def unsupported(self) -> list[str]:
+        """Sentences judged and not supported (marked in ``mark`` mode, gone in ``remove``)."""
+        return [v.sentence for v in self.sentences if not v.supported and v.reason not in DROPPED]
+
+    @property
+    def dropped(self) -> list[str]:
+        """Prompt echoes and sentences without any claim: removed in either mode."""
+        return [v.sentence for v in self.sentences if v.reason in DROPPED]
+
+    @property
+    def rejected(self) -> list[str]:
+        """Every sentence the guard did not let through as supported, in order, for debugging.
+        A prompt echo is named, not quoted: the prompt's text is shown to nobody."""
+        return [echo_note(v.sentence) if v.reason == "echo" else v.sentence for v in self.sentences if not v.supported]
+
+    @property
+    def invalid_citations(self) -> list[int]:
+        return sorted({n for v in self.sentences for n in v.invalid})
+
+    @property
+    def cited(self) -> list[int]:
+        """The passages that supported sentences cite (rejected sentences' citations do not count)."""
+        return sorted({n for v in self.sentences if v.supported for n in v.cited})
+
+    @property
+    def answers(self) -> bool:
+        """At least one kept sentence states something the passages support (not only a
+        heading, a greeting, an echo or nothing at all)."""
+        return any(v.answers for v in self.sentences)
 
     @property
     def ok(self) -> bool:
-        return not self.unsupported and not self.invalid_citations
+        return not self.rejected
 
 
 @dataclass
 class _Span:
     start: int
     end: int
-    checked: bool  # False for headings and the exempt 要確認事項 section
+    checked: bool  # False for a draft's headings: kept, only echo-checked
+    heading: bool = False
 
 
 class FidelityGuard:
     """Checks generated sentences against the cited passages (``passages[i]`` is [i+1])."""
 
-    def __init__(self, tokenizer: JapaneseTokenizer, mode: str = "mark", min_overlap: float = 0.5) -> None:
+    def __init__(self, tokenizer: JapaneseTokenizer, mode: GuardMode = "mark") -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.tokenizer = tokenizer
         self.mode = mode
-        self.min_overlap = min_overlap
+        self.support = SupportChecker(tokenizer)
 
-    def check(self, text: str, passages: list[Chunk], mode: str | None = None, draft: bool = False) -> GuardResult:
-        """Judge every sentence. ``draft=True`` for reply drafts: their 【見出し】 lines and the
-        bullet list under 【要確認事項】 (open questions) are kept but not judged."""
+    def check(self, text: str, passages: list[Chunk], mode: GuardMode | None = None, draft: bool = False,
+              echo: PromptEcho | None = None) -> GuardResult:
+        """Judge every sentence. ``echo``: the prompt the text was generated from. ``draft=True``
+        for reply drafts: their 【見出し】 lines are kept without being judged, unless they
+        echo the prompt."""
         mode = mode or self.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         text = text.replace(_GONE, "")
         spans = split_sentences(text, draft)
-        verdicts: list[SentenceVerdict | None] = [
-            self._judge(text[s.start:s.end].strip(), passages) if s.checked else None for s in spans
-        ]
-        judged = [v for v in verdicts if v is not None]
-        return GuardResult(
-            text=_apply(text, spans, verdicts, mode),
-            sentences=judged,
-            unsupported=[v.sentence for v in judged if not v.supported],
-            invalid_citations=sorted({n for v in judged for n in v.invalid}),
-            cited=sorted({n for v in judged for n in v.cited}),
-        )
+        verdicts: list[SentenceVerdict | None] = []
+        for s in spans:
+            sentence = text[s.start:s.end].strip()
+            if not s.checked:
+                echoed = echo is not None and echo.is_echo(sentence)
+                verdicts.append(SentenceVerdict(sentence=sentence, cited=(), supported=False, reason="echo")
+                                if echoed else None)
+            else:
+                verdicts.append(self.judge(sentence, passages, echo, heading=s.heading))
+        return GuardResult(text=_apply(text, spans, verdicts, mode), sentences=[v for v in verdicts if v])
 
-    # -- one sentence ---------------------------------------------------------------------
-
-    def _judge(self, sentence: str, passages: list[Chunk]) -> SentenceVerdict:
+    def judge(self, sentence: str, passages: list[Chunk], echo: PromptEcho | None = None,
+              heading: bool = False) -> SentenceVerdict:
+        """The verdict on one sentence."""
         numbers = citation_numbers(sentence)
         valid = tuple(sorted({n for n in numbers if 1 <= n <= len(passages)}))
         invalid = tuple(sorted({n for n in numbers if not 1 <= n <= len(passages)}))
-        claim = _claim_text(sentence)
+        claim = claim_text(sentence)
+
+        def verdict(supported: bool, reason: Reason, **more) -> SentenceVerdict:
+            return SentenceVerdict(sentence=sentence, cited=valid, supported=supported, reason=reason,
+                                   invalid=invalid, heading=heading, **more)
+
         if _is_refusal(claim):
-            return SentenceVerdict(sentence, valid, True, "refusal", invalid=invalid)
-        english = not _has_japanese(claim)
-        terms = self._terms(claim, english)
-        figures = _numbers(claim)
+            return verdict(True, "refusal")
+        if echo is not None and echo.is_echo(sentence):
+            return verdict(False, "echo")
+        if invalid:
+            return verdict(False, "invalid-citation")
+        if not _has_japanese(claim):
+            return self._judge_english(claim, valid, passages, verdict)
+        parts = [(self.support.claim(part), cites) for part, cites in segments(sentence)]
+        framing = echo.words if echo is not None else ""
         if not valid:
-            if not terms and not figures and not invalid:
-                return SentenceVerdict(sentence, (), True, "no-claim")
-            reason = "invalid-citation" if invalid else "no-citation"
-            return SentenceVerdict(sentence, (), False, reason, invalid=invalid)
-        source = "\n".join(_passage_text(passages[n - 1]) for n in valid)
-        missing = tuple(f for f in figures if f not in _numbers(source))
-        overlap = self._overlap(claim, terms, source, english)
-        if missing:
-            return SentenceVerdict(sentence, valid, False, "number-mismatch", overlap, invalid, missing)
-        if terms and overlap < self.min_overlap:
-            reason = "cross-language" if english and _has_japanese(source) else "low-overlap"
-            return SentenceVerdict(sentence, valid, False, reason, overlap, invalid)
-        return SentenceVerdict(sentence, valid, True, "ok", overlap if terms else 1.0, invalid)
-
-    def _terms(self, claim: str, english: bool) -> list[str]:
-        if english:
-            words = re.findall(r"[a-z][a-z0-9\-]*", normalize_for_index(claim))
-            return list(dict.fromkeys(w for w in words if w not in _EN_STOP and len(w) > 1))
-        out = []
-        for t in self.tokenizer.analyze(claim):
-            if t.pos not in _CONTENT_POS or t.pos2 in _SKIP_POS2 or t.norm in _NO_CLAIM_JA:
+            if all(c.empty or self.support.framing_only(c, framing) for c, _ in parts):
+                return verdict(False, "no-claim")
+            return verdict(False, "no-citation")
+        overlap = 1.0
+        for claim_part, cites in parts:
+            if claim_part.empty:
                 continue
-            if t.surface.isascii() and (t.norm in _EN_STOP or not t.norm.strip()):
-                continue
-            out.append(t.norm)
-        return list(dict.fromkeys(out))
+            if not cites:
+                return verdict(False, "no-citation")
+            cited = [passages[n - 1] for n in cites]
+            found = self.support.check(claim_part, [c.text for c in cited], titles=[c.title for c in cited],
+                                       headings=[c.section_label for c in cited])
+            if not found.ok:
+                return verdict(False, found.reason, overlap=found.overlap, missing=found.missing)
+            overlap = min(overlap, found.overlap)
+        return verdict(True, "ok", overlap=overlap)
 
-    def _overlap(self, claim: str, terms: list[str], source: str, english: bool) -> float:
-        if not terms:
-            return 0.0
-        src = normalize_for_index(source)
-        if english:
-            words = set(re.findall(r"[a-z][a-z0-9\-]*", src))
-            return sum(1 for w in terms if w in words) / len(terms)
-        norms = {t.norm for t in self.tokenizer.analyze(source)}
-        # A term also counts when its text occurs in the passage but Sudachi split it differently.
-        share = sum(1 for w in terms if w in norms or (len(w) > 1 and w in src)) / len(terms)
-        return max(share, _bigram_overlap(claim, src))
+    @staticmethod
+    def _judge_english(claim: str, valid: tuple[int, ...], passages: list[Chunk], verdict) -> SentenceVerdict:
+        # English words cannot be matched against Japanese passages: an English sentence is
+        # supported only when its words occur there (ICT, CO2 …). Mixed sentences that quote
+        # the Japanese are judged on the quote (the Japanese branch above).
+        words = [w for w in _EN_WORD_RE.findall(normalize_for_index(claim))
+                 if w not in EN_STOP and w not in _EN_FRAMING]
+        if not valid:
+            return verdict(False, "no-claim") if not words else verdict(False, "no-citation")
+        source = flat("\n".join(passages[n - 1].text for n in valid))
+        lacking = tuple(w for w in words if w not in source)
+        if lacking:
+            return verdict(False, "cross-language", missing=lacking)
+        return verdict(True, "ok", overlap=1.0)
 
 
 # -- sentences ------------------------------------------------------------------------------
 
 def split_sentences(text: str, draft: bool = False) -> list[_Span]:
-    """Sentence spans of ``text``; line breaks always end a sentence."""
+    """Sentence spans of ``text`` (the project's one splitter; a line break always ends a
+    sentence, and citation markers right after the end belong to the sentence). A heading
+    line is one span; in a draft it is not judged (「【エゾシカの活用について】」)."""
     spans: list[_Span] = []
-    exempt = False
     offset = 0
     for line in text.splitlines(keepends=True):
         body = (line.splitlines() or [""])[0]
         stripped = body.strip()
-        if draft and stripped and _HEADING_RE.match(stripped):
-            # The 要確認事項 list of a draft holds open questions, not claims.
-            exempt = "要確認" in stripped
-            spans.append(_Span(offset, offset + len(body), False))
+        if stripped and _HEADING_RE.match(stripped):
+            start = offset + len(body) - len(body.lstrip())
+            spans.append(_Span(start, offset + len(body.rstrip()), not draft, True))
         elif stripped:
             enum = _ENUM_RE.match(body)
-            # The exempt section is the list right under its heading; prose after it is checked.
-            exempt = exempt and bool(enum)
-            pos = enum.end() if enum else 0
-            for start, end in _line_sentences(body, pos):
-                piece = body[start:end]
-                if _ONLY_CITES_RE.match(piece) and spans and spans[-1].checked:
+            for start, end in sentence_spans(body, enum.end() if enum else 0, CITE):
+                if _ONLY_CITES_RE.match(body[start:end]) and spans and spans[-1].checked:
                     spans[-1].end = offset + end  # a citation left alone belongs to the sentence before
                     continue
-                spans.append(_Span(offset + start, offset + end, not exempt))
+                spans.append(_Span(offset + start, offset + end, True))
         offset += len(line)
     return spans
 
 
-def _line_sentences(line: str, pos: int) -> list[tuple[int, int]]:
-    out = []
-    start = pos
-    for m in _END_RE.finditer(line, pos):
-        if line[start:m.end()].strip():
-            out.append((start, m.end()))
-        start = m.end()
-    if line[start:].strip():
-        out.append((start, len(line.rstrip())))
-    # Drop leading whitespace from each span so marks and removals stay tidy.
-    return [(s + len(line[s:e]) - len(line[s:e].lstrip()), e) for s, e in out]
+def segments(sentence: str) -> list[tuple[str, tuple[int, ...]]]:
+    """The parts of a sentence, each with the citation group that follows it. Text after the
+    last group belongs to that group, and a group with no text before it (「[1] 本文」) to the
+    text after it."""
+    out: list[tuple[str, tuple[int, ...]]] = []
+    pending: tuple[int, ...] = ()
+    last = 0
+    for m in _CITES_RE.finditer(sentence):
+        numbers = tuple(citation_numbers(m.group()))
+        part = claim_text(sentence[last:m.start()])
+        if part:
+            out.append((part, tuple(dict.fromkeys(pending + numbers))))
+            pending = ()
+        else:
+            pending += numbers
+        last = m.end()
+    tail = claim_text(sentence[last:])
+    if tail.strip("。.、,!！?？ 　"):
+        if pending or not out:
+            out.append((tail, pending))
+        else:
+            text, cites = out[-1]
+            out[-1] = (text + tail, cites)
+    return out
 
 
 def citation_numbers(sentence: str) -> list[int]:
@@ -223,23 +267,27 @@ def citation_numbers(sentence: str) -> list[int]:
     return out
 
 
-def _apply(text: str, spans: list[_Span], verdicts: list[SentenceVerdict | None], mode: str) -> str:
-    bad = [(s.start, s.end) for s, v in zip(spans, verdicts) if v is not None and not v.supported]
-    if not bad:
-        return text.strip()
+def _apply(text: str, spans: list[_Span], verdicts: list[SentenceVerdict | None], mode: GuardMode) -> str:
     out, last = [], 0
-    for start, end in bad:
-        out.append(text[last:end] + MARKER if mode == "mark" else text[last:start] + _GONE)
-        last = end
+    for s, v in zip(spans, verdicts):
+        if v is None or v.supported:
+            continue
+        if mode == "mark" and v.reason not in DROPPED:
+            out.append(text[last:s.end] + MARKER)
+        else:
+            out.append(text[last:s.start] + _GONE)
+        last = s.end
     out.append(text[last:])
     joined = "".join(out)
-    if mode == "remove":
+    if _GONE in joined:
         # Drop a line whose every sentence was removed (at most a bullet or number is left);
-        # blank lines that were already there stay.
-        kept = []
+        # blank lines that were already there stay, runs of them left behind do not.
+        kept: list[str] = []
         for ln in joined.splitlines():
             rest = ln.replace(_GONE, "")
             if _GONE in ln and (not rest.strip() or _ENUM_RE.fullmatch(rest)):
+                continue
+            if not rest.strip() and kept and not kept[-1].strip():
                 continue
             kept.append(rest.rstrip())
         joined = "\n".join(kept)
@@ -248,7 +296,11 @@ def _apply(text: str, spans: list[_Span], verdicts: list[SentenceVerdict | None]
 
 # -- text helpers ---------------------------------------------------------------------------
 
-def _claim_text(sentence: str) -> str:
+def echo_note(sentence: str) -> str:
+    return f"［プロンプトの反復（{len(sentence)}文字）］"
+
+
+def claim_text(sentence: str) -> str:
     """The sentence without citation markers or a leading bullet/number."""
     text = _CITE_RE.sub("", sentence)
     enum = _ENUM_RE.match(text)
@@ -256,28 +308,10 @@ def _claim_text(sentence: str) -> str:
 
 
 def _is_refusal(claim: str) -> bool:
-    core = normalize_for_index(claim).strip(" 　。.!！「」\"'")
-    return core in REFUSALS
+    core = flat(claim).strip("。.!！「」\"'")
+    return core in {flat(r) for r in REFUSALS}
 
 
 def _has_japanese(text: str) -> bool:
     return any(unicodedata.name(ch, "").startswith(("CJK", "HIRAGANA", "KATAKANA")) for ch in text)
 
-
-def _numbers(text: str) -> set[str]:
-    # NFKC turns ２０３４ into 2034 and ① into 1; thousands separators are dropped.
-    return {m.group().replace(",", "") for m in _NUMBER_RE.finditer(normalize_for_index(text))}
-
-
-def _passage_text(chunk: Chunk) -> str:
-    # The section path is source text too (the model sees it beside each passage).
-    return "\n".join([*chunk.section, chunk.text])
-
-
-def _bigram_overlap(claim: str, normalized_source: str) -> float:
-    def grams(s: str) -> set[str]:
-        s = re.sub(r"[\W_]+", "", s)
-        return {s[i:i + 2] for i in range(len(s) - 1)}
-
-    mine = grams(normalize_for_index(claim))
-    return len(mine & grams(normalized_source)) / len(mine) if mine else 0.0

@@ -66,7 +66,10 @@ class Answer:
     retrieved: list[Hit] = field(default_factory=list)
     suggestions: list[str] = field(default_factory=list)  # questions that lead on (when not covered)
     notes: list[str] = field(default_factory=list)
-    unsupported: list[str] = field(default_factory=list)  # sentences the fidelity guard flagged
+    unsupported: list[str] = field(default_factory=list)  # shown with the guard's 要確認 marker (mark mode)
+    # Generated sentences the guard kept out of the text (echoes, unsupported ones in remove
+    # mode, a whole withheld answer after a fallback): for the log and debugging, never shown.
+    rejected: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -82,6 +85,7 @@ class Answer:
             "retrieved": [{"chunk_id": h.chunk.id, "text": h.chunk.text, "section": h.chunk.section_label,
                            "score": round(h.score, 6), "retriever": h.retriever} for h in self.retrieved],
             "suggestions": self.suggestions, "notes": self.notes, "unsupported": self.unsupported,
+            "rejected_llm_sentences": self.rejected,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
 
@@ -101,11 +105,14 @@ class Draft:
     uncovered: list[str]  # 要確認事項: what the plan does not answer
     citations: list[Citation]
     mode: AnswerMode = "extractive"
+    notice: str = ""  # for staff, not part of the reply: why a generated draft was not used
+    rejected: list[str] = field(default_factory=list)  # generated sentences left out (debugging only)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
-            "inquiry": self.inquiry, "draft": self.text, "mode": self.mode,
+            "inquiry": self.inquiry, "draft": self.text, "mode": self.mode, "notice": self.notice,
+            "rejected_llm_sentences": self.rejected,
             "points": [{"question": p.question, "coverage": p.answer.coverage, "missing": p.answer.missing,
                         "abstained": p.answer.abstained, "citations": p.numbers} for p in self.points],
             "uncovered": self.uncovered, "citations": [c.to_dict() for c in self.citations],

@@ -35,19 +35,41 @@ def run(ctx: typer.Context,
         what = f"unknown config {', '.join(bad)}" if bad else f"unknown split {split}"
         typer.secho(f"error: {what} (configs: {', '.join(CONFIGS)}; splits: {', '.join(SPLITS)})", fg="red", err=True)
         raise typer.Exit(2)
+    from evals.guard.bench import evaluate as guard_eval
+
     result = run_eval(Settings(), configs, SPLITS if split == "both" else (split,), progress=not quiet)
     failures = check_gate(result, load_thresholds(thresholds)) if gate else None
     written = write_report(result, out, failures)
     typer.echo(summary(result))
-    typer.echo(f"wrote {', '.join(str(p) for p in written)}")
+    guard_table, guard_failures = guard_eval(SPLITS if split == "both" else (split,), out)
+    typer.echo("\n" + guard_table)
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}, {out / 'guard.md'}")
     if failures is None:
         return
+    failures = failures + [f"guard {f}" for f in guard_failures]
     if failures:
         typer.secho(f"CI gate FAILED ({thresholds}):", fg="red", err=True)
         for f in failures:
             typer.secho(f"  - {f}", fg="red", err=True)
         raise typer.Exit(1)
     typer.secho("CI gate passed", fg="green")
+
+
+@eval_app.command("guard")
+def guard_cmd(out: Path = typer.Option(Path("reports"), "--out", help="folder for guard.md and guard.json"),
+              gate: bool = typer.Option(True, "--gate/--no-gate", help="exit 1 when the guard misses its gate")) -> None:
+    """The fidelity guard on its benchmark (evals/guard): precision and recall, dev and test."""
+    from evals.guard.bench import evaluate
+
+    table, failures = evaluate(out=out)
+    typer.echo(table)
+    typer.echo(f"wrote {out / 'guard.md'}, {out / 'guard.json'}")
+    if gate and failures:
+        for f in failures:
+            typer.secho(f"  - {f}", fg="red", err=True)
+        raise typer.Exit(1)
+    if gate:
+        typer.secho("guard gate passed", fg="green")
 
 
 @eval_app.command("calibrate")

@@ -30,9 +30,15 @@ _register_eval()
 
 
 def _settings():
+    from pydantic import ValidationError
+
     from vision_qa.settings import Settings
 
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"VISION_QA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid setting ({problems})", 2)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -91,10 +97,9 @@ def format_answer(answer) -> str:
             page = f" p.{c.page}" if c.page else ""
             where = f" › {c.section_label}" if c.section else ""
             lines.append(f"[{c.n}] {c.title}{page}{where}")
-    if answer.unsupported:
-        lines.append("")
-        lines.append("要確認（出典で確認できない文）：")
-        lines.extend(f"- {s}" for s in answer.unsupported)
+    # Sentences the guard could not support are marked in the text (mark mode) or gone; after a
+    # fallback the text ends with one line saying the generated answer was withheld. Rejected
+    # sentences are never printed here (`ask --json` has them under rejected_llm_sentences).
     return "\n".join(lines)
 
 
@@ -107,6 +112,11 @@ def format_draft(draft) -> str:
         lines += [f"[{c.n}] {c.title}{page}" + (f" › {c.section_label}" if c.section else ""), f"    「{c.quote}」"]
     lines += ["", "=" * 8 + " 要確認事項（職員向け・返信文には含まれません） " + "=" * 8]
     lines += [f"・{u}" for u in draft.uncovered] or ["（ありません）"]
+    if draft.notice:
+        lines += ["", f"※{draft.notice}"]
+    elif draft.rejected:
+        lines += ["", f"※生成した下書きのうち、出典で確認できない{len(draft.rejected)}文を除きました"
+                      "（--json の rejected_llm_sentences で確認できます）。"]
     return "\n".join(lines)
 
 

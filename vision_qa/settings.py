@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -63,9 +64,15 @@ class Settings(BaseSettings):
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""
-    llm_timeout_s: float = 60.0
+    llm_timeout_s: float = 60.0  # connecting and each read, also the gap between streamed pieces
     llm_temperature: float = 0.0
-    guard_mode: str = "mark"  # mark | remove: what the fidelity guard does to unsupported sentences
+    # What one generation may cost: max_tokens sent per kind of call, and the wall clock an
+    # answer or draft may take in all (then the stream is closed and the quotes are shown).
+    llm_answer_max_tokens: int = Field(512, ge=1)
+    llm_draft_max_tokens: int = Field(1024, ge=1)
+    llm_rewrite_max_tokens: int = Field(64, ge=1)
+    llm_budget_s: float = Field(60.0, gt=0)
+    guard_mode: Literal["mark", "remove"] = "mark"  # what the fidelity guard does to unsupported sentences
 
     # Limits
     max_question_chars: int = 2000

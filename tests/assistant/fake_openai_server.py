@@ -19,7 +19,12 @@ class Script:
     delay_s: float = 0.0  # wait before the response headers
     stall_after: int | None = None  # streaming: stop sending (but keep the socket open) after n chunks
     chunk_chars: int = 4
+    chunk_delay_s: float = 0.0  # streaming: wait between chunks (a slow model)
     requests: list[dict] = field(default_factory=list)
+    # streaming: (request index, chunks sent) for each stream the client closed early; the
+    # server stops generating there, as llama.cpp does when its client disconnects
+    disconnects: list[tuple[int, int]] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)  # request indexes streamed to the end
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -41,7 +46,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         text = script.replies[min(index, len(script.replies) - 1)]
         if body.get("stream"):
-            self._stream(text, body.get("model", "fake"), script)
+            try:
+                self._stream(text, body.get("model", "fake"), script, index)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # recorded in _stream
         else:
             self._json(200, {
                 "id": f"chatcmpl-{index}", "object": "chat.completion", "created": int(time.time()),
@@ -59,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _stream(self, text: str, model: str, script: Script) -> None:
+    def _stream(self, text: str, model: str, script: Script, index: int) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -70,12 +78,21 @@ class _Handler(BaseHTTPRequestHandler):
             if script.stall_after is not None and i >= script.stall_after:
                 self.server.stopping.wait(30)  # silent but connected, until the test ends
                 return
-            self._event({"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 0, "model": model,
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}]})
+            if i and script.chunk_delay_s and self.server.stopping.wait(script.chunk_delay_s):
+                return
+            try:
+                self._event({"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 0, "model": model,
+                             "choices": [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}]})
+            except (BrokenPipeError, ConnectionResetError):
+                with self.server.lock:
+                    script.disconnects.append((index, i))
+                return
         self._event({"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 0, "model": model,
                      "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}]})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+        with self.server.lock:
+            script.finished.append(index)
 
     def _event(self, payload: dict) -> None:
         self.wfile.write(b"data: " + json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n\n")
