@@ -19,6 +19,7 @@ from ingest.store import IndexReader
 from tests.robustness.checks import LEDGER, Sources, check_answer
 from tests.robustness.site import DEER, DEER_Q, E5_ID
 from ui import FeedbackStore, create_app, launch
+from ui.gate import WebLimits
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
@@ -59,7 +60,9 @@ def live(tmp_path, vision_index, make_settings, free_port, offline_client_env):
     settings = make_settings(corpus_dir=tmp_path / "corpus", data_dir=tmp_path / "data")
     assistant = build_assistant(settings)
     assistant.warm_up()
-    demo = create_app(assistant, feedback=FeedbackStore(tmp_path / "fb.sqlite3"), rate_limit_per_min=100_000)
+    # Four residents on one loopback address: the per-client limits would otherwise turn them away.
+    demo = create_app(assistant, feedback=FeedbackStore(tmp_path / "fb.sqlite3"), rate_limit_per_min=100_000,
+                      web=WebLimits(client_max_answering=8, client_max_pending=8))
     url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
     try:
         yield settings, url
@@ -115,6 +118,6 @@ def test_generation_switches_do_not_grow_memory(fresh_settings) -> None:
         rss.append(psutil.Process().memory_info().rss / 1e6)
     gens = str(store_spec(fresh_settings).gens_dir)
     assert [k for k in SharedSystemClient._identifier_to_system if k.startswith(gens)] == [
-        str(assistant.index.dir / "chroma")]
+        str(assistant.current().index.dir / "chroma")]
     growth = rss[-1] - rss[9]  # after the first switches have warmed every cache
     assert growth < 20, f"RSS grew {growth:.1f} MB over 20 switches: {[round(x) for x in rss]}"
