@@ -8,6 +8,7 @@ on, and <rt> is never selectable, so a copied quote is the quote.
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -59,11 +60,22 @@ def rich(text: str, furigana: Furigana | None = None, marks: Iterable[str] = ())
     spans = mark_spans(text, marks)
     if furigana is None:
         return _marked(text, 0, spans)
+    pieces = furigana.pieces(text)
+    bounds = {0, *itertools.accumulate(len(p.base) for p in pieces)}
+    # A highlight over whole words stays one <mark> around their rubies (有効活用, not 有効|活用);
+    # one that starts or ends inside a word is marked inside that word's base text.
+    whole = {s: e for s, e in spans if s in bounds and e in bounds}
+    inner = [(s, e) for s, e in spans if whole.get(s) != e]
+    ends = set(whole.values())
     out, pos = [], 0
-    for piece in furigana.pieces(text):
-        base = _marked(piece.base, pos, spans)
+    for piece in pieces:
+        if pos in whole:
+            out.append("<mark>")
+        base = _marked(piece.base, pos, inner)
         out.append(f"<ruby>{base}<rt>{html.escape(piece.reading)}</rt></ruby>" if piece.reading else base)
         pos += len(piece.base)
+        if pos in ends:
+            out.append("</mark>")
     return "".join(out)
 
 

@@ -53,11 +53,16 @@ def test_align_falls_back_to_the_whole_word():
     assert align("行う", "おこなった") == [Piece("行う", "おこなった")]  # the kana do not line up
 
 
-def test_ruby_markup_is_escaped_and_marks_stay_inside(furigana):
-    html = render.rich("捕獲したエゾシカの有効活用<b>", furigana, marks=["エゾシカ", "有効活用"])
+def test_ruby_markup_is_escaped_and_a_mark_over_whole_words_holds_their_rubies(furigana):
+    html = render.rich("捕獲したエゾシカの有効活用<b>", furigana, marks=["エゾシカ", "有効", "活用"])
     assert html == ("<ruby>捕獲<rt>ほかく</rt></ruby>したエゾシカの".replace("エゾシカ", "<mark>エゾシカ</mark>")
-                    + "<ruby><mark>有効</mark><rt>ゆうこう</rt></ruby><ruby><mark>活用</mark><rt>かつよう</rt></ruby>"
+                    + "<mark><ruby>有効<rt>ゆうこう</rt></ruby><ruby>活用<rt>かつよう</rt></ruby></mark>"
                     "&lt;b&gt;")
+
+
+def test_a_mark_over_part_of_a_word_stays_inside_its_ruby(furigana):
+    html = render.rich("有効活用", furigana, marks=["効活"])
+    assert html == "<ruby>有<mark>効</mark><rt>ゆうこう</rt></ruby><ruby><mark>活</mark>用<rt>かつよう</rt></ruby>"
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.word for e in ENTRIES])
