@@ -15,6 +15,30 @@
     }
   }).observe(document, { childList: true, subtree: true });
 
+  // Gradio names each chat message "bot's message: " + its source, which for our answers is
+  // HTML markup; without that name a screen reader reads the message itself, in its own lang.
+  // Its scroll button is named in English; on this page it is 下へスクロール.
+  const SCROLL = "下へスクロール";
+  const unname = (el) => {
+    if (!el.matches) return;
+    if (el.matches('#vqa-chat [data-testid="bot"], #vqa-chat [data-testid="user"]') && el.hasAttribute("aria-label")) {
+      el.removeAttribute("aria-label");
+    } else if (el.matches("#vqa-chat .scroll-down-button-container button") && el.getAttribute("aria-label") !== SCROLL) {
+      el.setAttribute("aria-label", SCROLL);
+      el.title = SCROLL;
+    }
+  };
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === "attributes") unname(r.target);
+      else r.addedNodes.forEach((n) => {
+        if (n.nodeType !== 1) return;
+        unname(n);
+        n.querySelectorAll("[data-testid], button").forEach(unname);
+      });
+    }
+  }).observe(document, { childList: true, subtree: true, attributes: true, attributeFilter: ["aria-label"] });
+
   // A new answer is shown from its question down (the chat does not jump to its end, where
   // the answer's 出典 are on narrow screens).
   let lastAnswer = null;
