@@ -16,12 +16,13 @@ from assistant.question import Question, QuestionAnalyzer
 from assistant.relevance import Calibration, Idf
 from assistant.retrieval import Bm25Retriever, CrossEncoderReranker, DenseRetriever, HybridRetriever, embedded_query
 from assistant.structure import Outline, StructureAnswerer
-from assistant.types import Answer, Draft, Hit, Message
+from assistant.types import Answer, Citation, Draft, Hit, Message
 from ingest.embedders import BaseEmbedder
 from ingest.store import IndexReader, StoreSpec
 from ingest.tokenize import JapaneseTokenizer
 
 RetrievalMode = Literal["hybrid", "bm25", "dense"]
+RARE_SHARE = 0.1  # a word held by more passages than this share is too common to highlight
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,6 +187,7 @@ class Assistant:
             answer.notes = notes + answer.notes + [f"coverage: {grade.reason}"]
         else:
             answer.notes = notes + answer.notes
+        answer.highlights = highlights(parsed, answer.citations, gen)
         timings.update(answer=_ms(t2), total=_ms(t0))
         answer.timings_ms = timings
         return self._log(answer)
@@ -280,6 +282,23 @@ class Assistant:
                            chunk=gen.index.by_id.get, outline=gen.outline,
                            max_inquiry_chars=self.cfg.max_inquiry_chars,
                            max_question_chars=self.cfg.max_question_chars).write(inquiry)
+
+
+def highlights(question: Question, citations: list[Citation], gen: Generation) -> list[str]:
+    """The question's content words that are rare in the index (held by at most RARE_SHARE of
+    its passages), spelled as the cited quotes write them (エゾシカ for 蝦夷鹿, 知床 for しれとこ).
+    Words many passages hold (地域, 資源, 活かす) would mark half of every quote."""
+    limit = max(1.0, RARE_SHARE * gen.idf.n)
+    quotes = [c.quote for c in citations]
+    out: list[str] = []
+    for term in question.terms:
+        plan = [w for w in [term.text, *gen.matcher.spellings(term)] if 0 < gen.idf.df.get(w, 0) <= limit]
+        if not plan:
+            continue
+        for spelling in dict.fromkeys([term.surface, *plan]):
+            if spelling and spelling not in out and any(spelling in q for q in quotes):
+                out.append(spelling)
+    return out
 
 
 def _ms(t: float) -> float:

@@ -65,6 +65,7 @@ class Answer:
     lead_section: str = ""  # the section the lead names; every quote under it is from that section
     retrieved: list[Hit] = field(default_factory=list)
     suggestions: list[str] = field(default_factory=list)  # questions that lead on (when not covered)
+    highlights: list[str] = field(default_factory=list)  # the question's rare words as the quotes write them
     notes: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)  # shown with the guard's 要確認 marker (mark mode)
     # Generated sentences the guard kept out of the text (echoes, unsupported ones in remove
@@ -84,8 +85,8 @@ class Answer:
             "language": self.language, "citations": [c.to_dict() for c in self.citations],
             "retrieved": [{"chunk_id": h.chunk.id, "text": h.chunk.text, "section": h.chunk.section_label,
                            "score": round(h.score, 6), "retriever": h.retriever} for h in self.retrieved],
-            "suggestions": self.suggestions, "notes": self.notes, "unsupported": self.unsupported,
-            "rejected_llm_sentences": self.rejected,
+            "suggestions": self.suggestions, "highlights": self.highlights, "notes": self.notes,
+            "unsupported": self.unsupported, "rejected_llm_sentences": self.rejected,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
 

@@ -29,8 +29,9 @@ def new_session() -> str:
     return uuid.uuid4().hex[:11]
 
 
-def join(http: httpx.Client, url: str, fn: int, data: list, session: str, **headers: str) -> httpx.Response:
-    body = json.dumps({"data": data, "fn_index": fn, "session_hash": session, "event_data": None,
+def join(http: httpx.Client, url: str, fn: int, data: list, session: str, event_data: dict | None = None,
+         **headers: str) -> httpx.Response:
+    body = json.dumps({"data": data, "fn_index": fn, "session_hash": session, "event_data": event_data,
                        "trigger_id": None})  # ASCII JSON: a lone surrogate travels as a \\ud800 escape
     return http.post(f"{url}/gradio_api/queue/join", content=body,
                      headers={"content-type": "application/json", **headers})
@@ -69,10 +70,12 @@ def listen(http: httpx.Client, url: str, session: str, event_ids: set[str],
     return outcomes
 
 
-def run(http: httpx.Client, url: str, fn: int, data: list, session: str | None = None) -> dict:
-    """Join and wait: the process_completed message of one job."""
+def run(http: httpx.Client, url: str, fn: int, data: list, session: str | None = None,
+        event_data: dict | None = None) -> dict:
+    """Join and wait: the process_completed message of one job (``event_data``: what the page
+    sends with an event, e.g. a like's index)."""
     session = session or new_session()
-    response = join(http, url, fn, data, session)
+    response = join(http, url, fn, data, session, event_data)
     response.raise_for_status()
     event = response.json()["event_id"]
     return listen(http, url, session, {event})[event].completed

@@ -1,5 +1,9 @@
 """Residents' 👍/👎 feedback, kept in SQLite. No IP address or user agent is stored.
 
+One row per answer (``answer_id``, a random id the chat gives each answer): a later vote on
+the same answer replaces the earlier one, a withdrawn vote removes the row, and a comment
+written after a vote is stored on that row.
+
 A comment is free text from anyone: NUL, other controls, bidi overrides and lone
 surrogates are removed when it is stored (and again on export, for rows stored before),
 and the export writes ``<``, ``>`` and ``&`` as JSON escapes, so no raw markup is in the file
@@ -24,10 +28,14 @@ CREATE TABLE IF NOT EXISTS feedback (
     rewritten_query TEXT NOT NULL,
     answer TEXT NOT NULL,
     citations TEXT NOT NULL,
-    config TEXT NOT NULL
+    config TEXT NOT NULL,
+    answer_id TEXT
 )
 """
-_COLUMNS = ("id", "time", "rating", "comment", "question", "rewritten_query", "answer", "citations", "config")
+# Tables made before votes had one row per answer get the column; their old rows keep NULL.
+_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS feedback_answer ON feedback (answer_id)"
+_COLUMNS = ("id", "time", "rating", "comment", "question", "rewritten_query", "answer", "citations", "config",
+            "answer_id")
 MAX_COMMENT_CHARS = 2000
 _MARKUP = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
@@ -64,25 +72,48 @@ class FeedbackStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with sqlite3.connect(self.path) as conn:
                 conn.execute(_SCHEMA)
+                if "answer_id" not in [row[1] for row in conn.execute("PRAGMA table_info(feedback)")]:
+                    conn.execute("ALTER TABLE feedback ADD COLUMN answer_id TEXT")
+                conn.execute(_INDEX)
             self._ready = True
         return sqlite3.connect(self.path)
 
-    def add(self, *, rating: int, question: str, rewritten_query: str, answer: str,
-            citations: list[dict], config: dict, comment: str = "") -> int:
-        """Store one rating (+1 or -1) for an answer; returns the row id."""
+    def vote(self, *, answer_id: str, rating: int, question: str, rewritten_query: str, answer: str,
+             citations: list[dict], config: dict) -> int:
+        """Store a rating (+1 or -1) for one answer, replacing an earlier vote on it (its comment
+        stays); returns the row id."""
         if rating not in (1, -1):
             raise ValueError(f"rating must be +1 or -1, not {rating!r}")
-        row = (self._clock(), rating, clean_comment(comment), question,
-               rewritten_query, answer, json.dumps(citations, ensure_ascii=False),
-               json.dumps(config, ensure_ascii=False, sort_keys=True))
+        if not answer_id:
+            raise ValueError("answer_id is required")
+        row = (self._clock(), rating, question, rewritten_query, answer, json.dumps(citations, ensure_ascii=False),
+               json.dumps(config, ensure_ascii=False, sort_keys=True), answer_id)
         with self._lock:
             conn = self._connect()
             try:
                 with conn:
-                    cur = conn.execute(
-                        "INSERT INTO feedback (time, rating, comment, question, rewritten_query, answer,"
-                        " citations, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-                return int(cur.lastrowid)
+                    if not conn.execute("UPDATE feedback SET time = ?, rating = ? WHERE answer_id = ?",
+                                        (row[0], rating, answer_id)).rowcount:
+                        conn.execute("INSERT INTO feedback (time, rating, question, rewritten_query, answer, citations,"
+                                     " config, answer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                    return int(conn.execute("SELECT id FROM feedback WHERE answer_id = ?", (answer_id,)).fetchone()[0])
+            finally:
+                conn.close()
+
+    def comment(self, answer_id: str, comment: object) -> bool:
+        """Put a comment on the vote of one answer; False when that answer has no vote."""
+        return self._change("UPDATE feedback SET comment = ? WHERE answer_id = ?", (clean_comment(comment), answer_id))
+
+    def withdraw(self, answer_id: str) -> bool:
+        """Remove the vote of one answer (its 👍/👎 was clicked again)."""
+        return self._change("DELETE FROM feedback WHERE answer_id = ?", (answer_id,))
+
+    def _change(self, sql: str, args: tuple) -> bool:
+        with self._lock:
+            conn = self._connect()
+            try:
+                with conn:
+                    return conn.execute(sql, args).rowcount > 0
             finally:
                 conn.close()
 

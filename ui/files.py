@@ -6,9 +6,7 @@ import re
 import uuid
 from datetime import datetime
 
-from assistant.types import Citation, Draft
-
-from .render import ATTRIBUTION
+from assistant.types import Draft
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 TXT_TYPE = "text/plain; charset=utf-8"
@@ -21,27 +19,14 @@ def xml_safe(text: str) -> str:
     return _NOT_XML.sub("", text)
 
 
-def citation_line(c: Citation) -> str:
-    line = f"[{c.n}] {c.title}"
-    if c.section:
-        line += f"／{c.section_label}"
-    if c.page is not None:
-        line += f"（{c.page}ページ）"
-    return line
+UNCOVERED_HEADING = "【要確認事項】（職員用：送信前に確認し、この欄は送らないでください）"
 
 
 def draft_plain_text(draft: Draft) -> str:
-    """The draft, its 要確認事項 and its sources as one plain text."""
-    lines = [draft.text.rstrip(), ""]
-    lines.append("【要確認事項】")
+    """The reply as it goes to the resident (its quotes and its 【出典】 list are in it), then
+    what staff must check, once, as a separate section."""
+    lines = [draft.text.rstrip(), "", "―" * 20, UNCOVERED_HEADING]
     lines.extend([f"・{item}" for item in draft.uncovered] or ["なし"])
-    lines.append("")
-    lines.append("【出典】")
-    for c in draft.citations:
-        lines.append(citation_line(c))
-        lines.append(f"「{c.quote}」")
-    lines.append("")
-    lines.append(ATTRIBUTION)
     return xml_safe("\n".join(lines) + "\n")
 
 
@@ -53,24 +38,12 @@ def docx_bytes(draft: Draft) -> bytes:
     from docx import Document  # python-docx; loaded only when a draft is exported
 
     doc = Document()
-
-    def para(text: str, style: str | None = None) -> None:
-        doc.add_paragraph(xml_safe(text), style=style)
-
     doc.add_heading("回答案", level=1)
     for line in draft.text.strip().split("\n"):
-        para(line)
-    doc.add_heading("要確認事項", level=2)
-    if draft.uncovered:
-        for item in draft.uncovered:
-            para(item, "List Bullet")
-    else:
-        para("なし")
-    doc.add_heading("出典", level=2)
-    for c in draft.citations:
-        para(citation_line(c))
-        para(f"「{c.quote}」")
-    para(ATTRIBUTION)
+        doc.add_paragraph(xml_safe(line))
+    doc.add_heading(UNCOVERED_HEADING, level=2)
+    for item in draft.uncovered or ["なし"]:
+        doc.add_paragraph(xml_safe(item), style="List Bullet" if draft.uncovered else None)
     out = io.BytesIO()
     doc.save(out)
     return out.getvalue()

@@ -6,6 +6,7 @@ import hmac
 import html
 import json
 import logging
+import uuid
 from typing import Any
 
 import gradio as gr
@@ -15,10 +16,11 @@ from assistant.history import parse_history
 from assistant.query import clean_text
 from assistant.types import Answer, Draft, InputError, Message
 
-from . import render
+from . import plan, render
 from .downloads import ROUTE, StaffDownloads
 from .feedback import FeedbackStore
 from .files import DOCX_TYPE, TXT_TYPE, docx_bytes, draft_stem, txt_bytes
+from .furigana import Furigana
 from .limits import LoginBackoff, RateLimited, RateLimiter, backoff_message, client_key, length_error
 
 log = logging.getLogger(__name__)
@@ -28,11 +30,15 @@ STAFF_DISABLED = ("職員向け機能は無効です。利用するには、環�
                   "パスワードを設定してアプリを再起動してください。")
 WRONG_PASSWORD = "パスワードが違います。"
 LOGIN_FIRST = "先に職員用パスワードでログインしてください。"
+VOTED = "評価ありがとうございました。よろしければ、理由をお書きください（任意）。"
 THANKS = "ご意見ありがとうございました。今後の改善に役立てます。"
+WITHDRAWN = "評価を取り消しました。"
 NOTHING_TO_RATE = "評価できる回答がまだありません。先に質問してください。"
+NO_VOTE = "先に、回答の 👍 または 👎 を押してください。"
 MAX_HISTORY = 20  # messages passed to the assistant; older turns are dropped for long sessions
 MAX_KEPT = 200  # messages a chat session keeps (and shows); the oldest go first
 N_SUGGESTIONS = 5
+_RATINGS = {True: 1, "Like": 1, False: -1, "Dislike": -1}
 
 
 def error(message: str) -> gr.Error:
@@ -41,18 +47,16 @@ def error(message: str) -> gr.Error:
 
 
 def empty_state() -> dict:
-    return {"history": [], "answers": []}
+    """A chat session: the raw history (for the assistant), what the chat and the side panel
+    show, a record of each answer (for feedback), votes by answer id, and an answer counter
+    (so that ids in the page never repeat)."""
+    return {"history": [], "shown": [], "panels": [], "answers": [], "votes": {}, "voted": "", "count": 0}
 
 
 def answer_record(answer: Answer) -> dict:
     """What a chat session keeps of an answer, enough to store feedback about it."""
     d = answer.to_dict()
-    return {k: d[k] for k in ("question", "rewritten_query", "answer", "citations")}
-
-
-def display(history: list[Message]) -> list[dict]:
-    """Chatbot messages for a raw history: each text escaped, shown as typed."""
-    return [{"role": m["role"], "content": render.chat_text(m["content"])} for m in history]
+    return {"id": uuid.uuid4().hex, **{k: d[k] for k in ("question", "rewritten_query", "answer", "citations")}}
 
 
 def download_links(links: list[tuple[str, str, str]]) -> str:
@@ -67,7 +71,7 @@ class Handlers:
     def __init__(self, assistant: Any, *, feedback: FeedbackStore, staff_password: str = "",
                  max_question_chars: int = 2000, max_inquiry_chars: int = 10000,
                  rate_limit_per_min: int = 20, downloads: StaffDownloads | None = None,
-                 backoff: LoginBackoff | None = None):
+                 backoff: LoginBackoff | None = None, furigana: Furigana | None = None):
         self.assistant = assistant
         self.feedback = feedback
         self.staff_password = staff_password
@@ -77,6 +81,7 @@ class Handlers:
         self.feedback_limiter = RateLimiter(rate_limit_per_min)
         self.downloads = downloads or StaffDownloads()
         self.backoff = backoff or LoginBackoff()
+        self.furigana = furigana
 
     # -- shared checks -------------------------------------------------------------------
 
@@ -122,18 +127,23 @@ class Handlers:
                    for i in range(N_SUGGESTIONS)]
         return [row, *buttons]
 
+    @staticmethod
+    def _chat_value(state: dict) -> dict:
+        feedback = [state["votes"].get(a["id"]) for a in state["answers"]]
+        return gr.update(value=state["shown"], feedback_value=feedback)
+
     def chat(self, question: str, state: dict | None, request: gr.Request = None):
-        """One answer. Yields (chatbot, sources, question box, state, status, row, *buttons):
-        first the question with a placeholder, then the answer."""
+        """One answer. Yields (chatbot, side panel, question box, state, live region, comment box,
+        suggestion row, *suggestion buttons): first the question with a placeholder, then the answer."""
         question = "" if question is None else question
         self._check(question, self.max_question_chars, "質問", request)
         question = clean_text(question)  # nothing unencodable (a lone surrogate) is ever echoed
         state = state or empty_state()
         history = list(state["history"])
-        shown = display(history) + [{"role": "user", "content": render.chat_text(question)},
-                                    {"role": "assistant", "content": "（回答を作成しています…）"}]
-        hidden = self._suggestion_updates([])
-        yield (shown, render.SOURCES_SEARCHING, "", state, "", *hidden)
+        shown = state["shown"] + [{"role": "user", "content": render.chat_text(question)},
+                                  {"role": "assistant", "content": "（回答を作成しています…）"}]
+        yield (shown, gr.skip(), "", state, "回答を作成しています。", gr.update(visible=False),
+               *self._suggestion_updates([]))
         try:
             answer = self.assistant.ask(question, history[-MAX_HISTORY:])
         except InputError as e:
@@ -141,49 +151,78 @@ class Handlers:
         except Exception:
             log.exception("ask failed")
             raise error(GENERIC_ERROR) from None
+        k = state["count"]
+        keep = MAX_KEPT // 2
         new_state = {
+            **state,
             "history": (history + [{"role": "user", "content": question},
                                    {"role": "assistant", "content": answer.text}])[-MAX_KEPT:],
-            "answers": (list(state["answers"]) + [answer_record(answer)])[-(MAX_KEPT // 2):],
+            "shown": shown[:-1][-(MAX_KEPT - 1):] + [{"role": "assistant",
+                                                       "content": render.answer_html(answer, k, self.furigana)}],
+            "panels": (state["panels"] + [render.sources_body(answer, f"vqa-s{k}", self.furigana)])[-keep:],
+            "answers": (list(state["answers"]) + [answer_record(answer)])[-keep:],
+            "count": k + 1,
         }
-        yield (display(new_state["history"]), render.sources_html(answer), gr.skip(), new_state, "",
-               *self._suggestion_updates(list(answer.suggestions)))
+        yield (self._chat_value(new_state), render.panel_html(new_state["panels"]), gr.skip(), new_state,
+               render.live_text(answer), gr.update(visible=False), *self._suggestion_updates(list(answer.suggestions)))
 
-    def ask_suggestion(self, section: str, state: dict | None, request: gr.Request = None):
-        yield from self.chat(render.suggestion_question(section), state, request)
+    def ask_suggestion(self, question: str, state: dict | None, request: gr.Request = None):
+        yield from self.chat(question, state, request)
+
+    def ask_from_plan(self, state: dict | None, data: gr.EventData, request: gr.Request = None):
+        """A bullet's button in ビジョンを読む: back to the chat, asking about that bullet."""
+        question = getattr(data, "_data", {}).get("question") if data is not None else None
+        if not isinstance(question, str) or not question.strip():
+            return
+        for step in self.chat(question, state, request):
+            yield (gr.update(selected="residents"), *step)
 
     def new_conversation(self) -> tuple:
-        return ([], render.SOURCES_PLACEHOLDER, "", empty_state(), "", *self._suggestion_updates([]))
+        return ([], render.SOURCES_PLACEHOLDER, "", empty_state(), "新しい会話を始めました。", gr.update(visible=False),
+                *self._suggestion_updates([]))
+
+    def plan_page(self) -> str:
+        """The ビジョンを読む tab, from the current index generation's outline."""
+        try:
+            outline = self.assistant.current().outline
+        except Exception:
+            log.exception("no outline for the plan tab")
+            return plan.EMPTY
+        return plan.plan_html(outline, self.furigana)
 
     # -- feedback ------------------------------------------------------------------------
 
-    def _store(self, rating: int, record: dict, comment: object) -> None:
-        self.feedback.add(rating=rating, comment=comment if isinstance(comment, str) else "",
-                          question=record["question"], rewritten_query=record["rewritten_query"],
-                          answer=record["answer"], citations=record["citations"], config=self.assistant.config())
-
-    def rate_latest(self, rating: int, comment: str, state: dict | None,
-                    request: gr.Request = None) -> tuple[str, str]:
-        """👍/👎 buttons under the chat: rate the latest answer. Returns (status, comment box)."""
-        answers = (state or empty_state())["answers"]
-        if not answers:
-            return NOTHING_TO_RATE, comment
+    def on_like(self, state: dict | None, data: gr.LikeData, request: gr.Request = None):
+        """The Chatbot's 👍/👎 on an answer: one row per answer, a later vote replaces the earlier
+        one, clicking the same thumb again withdraws it. Returns (status, comment box, state)."""
+        state = state or empty_state()
+        index = data.index if isinstance(data.index, int) else (data.index or [None])[0]
+        # the chat shows strictly (user, assistant) pairs
+        if not (isinstance(index, int) and index % 2 == 1 and index // 2 < len(state["answers"])):
+            return NOTHING_TO_RATE, gr.update(visible=False), state
         self._rate(self.feedback_limiter, request)
-        self._store(rating, answers[-1], comment)
-        return THANKS, ""
+        record = state["answers"][index // 2]
+        rating = _RATINGS.get(data.liked) if isinstance(data.liked, (bool, str)) else None
+        votes = dict(state["votes"])
+        if rating is None:
+            self.feedback.withdraw(record["id"])
+            votes.pop(record["id"], None)
+            return WITHDRAWN, gr.update(visible=False), {**state, "votes": votes, "voted": ""}
+        self.feedback.vote(answer_id=record["id"], rating=rating, question=record["question"],
+                           rewritten_query=record["rewritten_query"], answer=record["answer"],
+                           citations=record["citations"], config=self.assistant.config())
+        votes[record["id"]] = "Like" if rating > 0 else "Dislike"
+        return VOTED, gr.update(visible=True), {**state, "votes": votes, "voted": record["id"]}
 
-    def on_like(self, comment: str, state: dict | None, data: gr.LikeData,
-                request: gr.Request = None) -> tuple[str, str]:
-        """The Chatbot's own thumbs on an answer bubble. Returns (status, comment box)."""
-        if data.liked is True or data.liked is False:
-            answers = (state or empty_state())["answers"]
-            index = data.index if isinstance(data.index, int) else (data.index or [None])[0]
-            # the chat shows strictly (user, assistant) pairs
-            if isinstance(index, int) and index % 2 == 1 and index // 2 < len(answers):
-                self._rate(self.feedback_limiter, request)
-                self._store(1 if data.liked else -1, answers[index // 2], comment)
-                return THANKS, ""
-        return NOTHING_TO_RATE, comment
+    def send_comment(self, comment: str, state: dict | None, request: gr.Request = None):
+        """The comment box that opens after a vote. Returns (status, comment text, comment box)."""
+        voted = (state or empty_state()).get("voted", "")
+        if not voted:
+            return NO_VOTE, comment, gr.update(visible=False)
+        if isinstance(comment, str) and comment.strip():
+            self._rate(self.feedback_limiter, request)
+            self.feedback.comment(voted, comment)
+        return THANKS, "", gr.update(visible=False)
 
     # -- staff -------------------------------------------------------------------------
 
@@ -203,29 +242,31 @@ class Handlers:
     def _draft(self, inquiry: object) -> Draft:
         problem = length_error(inquiry, self.max_inquiry_chars, "問い合わせ")
         if problem:
-            raise error(problem)
-        try:
-            return self.assistant.draft(inquiry)
-        except InputError as e:
-            raise error(str(e)) from None
-        except Exception:
-            log.exception("draft failed")
-            raise error(GENERIC_ERROR) from None
+            raise InputError(problem)
+        return self.assistant.draft(inquiry)
 
     def staff_draft(self, inquiry: str, key: str, request: gr.Request = None) -> tuple:
-        """Returns (draft text, 要確認事項 HTML, citations HTML, download links HTML)."""
+        """Returns (reply text, 要確認事項 HTML, citations HTML, download links HTML, status). A
+        problem is one plain status message; the other fields are left as they were."""
+        keep = (gr.skip(),) * 4
         if not (self.staff_password and self.downloads.is_open(key)):
-            raise error(LOGIN_FIRST)
-        self._rate(self.limiter, request)
-        draft = self._draft(inquiry)
+            return (*keep, LOGIN_FIRST)
+        try:
+            self.limiter.check(client_key(request))
+            draft = self._draft(inquiry)
+        except (RateLimited, InputError) as e:
+            return (*keep, str(e))
+        except Exception:
+            log.exception("draft failed")
+            return (*keep, GENERIC_ERROR)
         stem = draft_stem()
         links = [(self.downloads.add(key, f"{stem}.txt", TXT_TYPE, txt_bytes(draft)), f"{stem}.txt",
                   "テキスト（.txt）をダウンロード"),
                  (self.downloads.add(key, f"{stem}.docx", DOCX_TYPE, docx_bytes(draft)), f"{stem}.docx",
                   "Word（.docx）をダウンロード")]
-        return (draft.text, render.uncovered_html(draft.uncovered),
-                f'<div class="vqa-sources">{render.citations_html(draft.citations, draft.inquiry)}</div>',
-                download_links(links))
+        cites = render.citations_html(draft.citations, "vqa-d", furigana=self.furigana)
+        return (draft.text, render.uncovered_html(draft.uncovered), f'<div class="vqa-sources">{cites}</div>',
+                download_links(links), "回答案を作成しました。")
 
     # -- named API endpoints ---------------------------------------------------------------
 
@@ -249,4 +290,10 @@ class Handlers:
         self._rate(self.limiter, request)
         if not self._password_ok(password, request, "api"):
             raise error(WRONG_PASSWORD)
-        return json.dumps(self._draft(inquiry).to_dict(), ensure_ascii=False)
+        try:
+            return json.dumps(self._draft(inquiry).to_dict(), ensure_ascii=False)
+        except InputError as e:
+            raise error(str(e)) from None
+        except Exception:
+            log.exception("draft failed")
+            raise error(GENERIC_ERROR) from None

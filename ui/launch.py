@@ -29,7 +29,8 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *,
         mcp_server=False, enable_monitoring=False, footer_links=["api"],
         # Nothing in the app takes a file: the upload route is closed by the gate, and this
         # limit stands behind it. Run history would keep residents' inquiries in the browser.
-        max_file_size="1kb", run_history=False,
+        max_file_size="1kb", run_history=False, css=serving.css, head=serving.head,
+        theme=serving.theme,
         app_kwargs={"middleware": [Middleware(Gate, blocks=app, limits=serving.limits, answering=ASSISTANT)],
                     "routes": [Route(ROUTE, serving.downloads.endpoint, methods=["GET"])]},
     )

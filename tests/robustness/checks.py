@@ -13,6 +13,9 @@ from assistant.types import Answer, Citation, Draft
 from ingest.loaders import load_file
 from ingest.normalize import squash_whitespace
 from ui import render
+from ui.furigana import Furigana
+
+FURIGANA = Furigana()  # ruby on: every reading goes through the same escaping
 
 MODES = {"extractive", "llm", "extractive-fallback", "structure", "refused"}
 # answered: quoted the plan (coverage direct or related); abstained: the plan does not cover it
@@ -187,9 +190,10 @@ def check_draft(draft: Draft, sources: Sources, inquiry: str) -> None:
 # -- what the UI would show --------------------------------------------------------------------
 
 # The only markup ui.render writes itself.
-ALLOWED_TAGS = {"div", "span", "p", "blockquote", "mark", "ul", "li"}
-ALLOWED_ATTRS = {"class", "id"}
-_RAW = re.compile(r"<\s*(script|img|svg|iframe|a|style|math|details|object|embed)\b", re.I)
+ALLOWED_TAGS = {"div", "span", "p", "blockquote", "mark", "ul", "li", "ruby", "rt", "a", "details", "summary",
+                "section"}
+ALLOWED_ATTRS = {"class", "id", "tabindex", "lang", "open", "hidden", "aria-label", "href"}
+_RAW = re.compile(r"<\s*(script|img|svg|iframe|style|math|object|embed|form|input|button)\b", re.I)
 
 
 class _Tags(HTMLParser):
@@ -214,19 +218,22 @@ def check_markup(html_text: str) -> None:
         for name, value in attrs:
             assert name in ALLOWED_ATTRS, f"unexpected attribute {name}= on <{tag}>"
             assert "javascript:" not in (value or "").lower()
+            if name == "href":  # ui.render links only within the page
+                assert (value or "").startswith("#vqa-"), f"a link out of the page: {value!r}"
 
 
 def check_rendered_answer(answer: Answer) -> None:
     """Render an answer as the residents' tab does and check all of it."""
     check_markup(render.chat_text(answer.question))
     check_markup(render.chat_text(answer.text))
-    check_markup(render.sources_html(answer))
+    check_markup(render.sources_html(answer, FURIGANA))
+    check_markup(render.answer_html(answer, 0, FURIGANA))
     check_markup(render.uncovered_html(answer.suggestions))
 
 
 def check_rendered_draft(draft: Draft) -> None:
     check_markup(render.uncovered_html(draft.uncovered))
-    check_markup(render.citations_html(draft.citations, draft.inquiry))
+    check_markup(render.citations_html(draft.citations, "vqa-d", furigana=FURIGANA))
 
 
 def answer_from_dict(d: dict) -> Answer:
@@ -236,4 +243,5 @@ def answer_from_dict(d: dict) -> Answer:
                       page=c["page"], label=c.get("label", "")) for c in d["citations"]]
     return Answer(question=d["question"], rewritten_query=d["rewritten_query"], text=d["answer"], citations=cites,
                   coverage=d["coverage"], mode=d["mode"], language=d["language"], missing=d["missing"],
-                  suggestions=d["suggestions"], notes=d["notes"], unsupported=d["unsupported"])
+                  suggestions=d["suggestions"], notes=d["notes"], unsupported=d["unsupported"],
+                  highlights=d.get("highlights", []))

@@ -29,7 +29,7 @@ from tests.robustness.checks import LEDGER, check_answer
 from ui import FeedbackStore, create_app, launch
 from ui.downloads import GONE, NOT_LOGGED_IN
 from ui.gate import BUSY, NOT_OFFERED, TOO_LARGE, WebLimits
-from ui.handlers import LOGIN_FIRST, THANKS, WRONG_PASSWORD
+from ui.handlers import LOGIN_FIRST, THANKS, VOTED, WRONG_PASSWORD
 from ui.limits import backoff_message
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -305,7 +305,7 @@ def test_m6_a_draft_is_served_once_and_only_to_the_staff_session_that_made_it(ap
             LEDGER.record("web.m6", "busy")
         # A session that never logged in cannot make a draft either.
         stranger = wire.run(other, app.url, wire.fn_index(other, app.url, "staff_draft"), ["鹿は？", None])
-        assert error_of(stranger) == LOGIN_FIRST
+        assert stranger["success"] and stranger["output"]["data"][4] == LOGIN_FIRST  # one plain message
         LEDGER.record("web.m6", "input-error")
         response = staff.get(links["docx"], cookies={"vqa_staff": key})
         assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
@@ -397,8 +397,9 @@ def test_l2_a_lone_surrogate_in_the_chat_box_is_answered(app, sources) -> None:
         completed = wire.run(http, app.url, wire.fn_index(http, app.url, "chat_send"),
                              ["鹿肉\ud800って何か取り組みあるの？", None])
     assert completed["success"], completed
-    user, bot = completed["output"]["data"][0]
-    assert _chat_text(user) == inputs.DEER_Q and inputs.DEER in _chat_text(bot)
+    user, bot = completed["output"]["data"][0]["value"]  # an update: the messages and their votes
+    assert _chat_text(user) == inputs.DEER_Q
+    assert inputs.DEER in re.sub(r"<rt>.*?</rt>|<[^>]+>", "", _chat_text(bot))  # the quote under its ruby
     LEDGER.record("web.l2", "answered")
 
 
@@ -423,9 +424,13 @@ def test_l6_a_hostile_feedback_comment_is_neutralised_in_the_export(app, tmp_pat
     comment = "<script>alert(1)</script>\x00見\u202eにくい\u2066<b>"
     with wire.client("127.0.0.14") as http:
         session = wire.new_session()
-        assert wire.run(http, app.url, wire.fn_index(http, app.url, "chat_send"), [inputs.DEER_Q, None],
-                        session)["success"]
-        rated = wire.run(http, app.url, wire.fn_index(http, app.url, "feedback_up"), [comment, None], session)
+        asked = wire.run(http, app.url, wire.fn_index(http, app.url, "chat_send"), [inputs.DEER_Q, None], session)
+        assert asked["success"]
+        # the session's chat state stays on the server: the page sends None for it
+        voted = wire.run(http, app.url, wire.fn_index(http, app.url, "feedback_like"), [None], session,
+                         event_data={"index": 1, "value": "…", "liked": True})
+        assert voted["success"] and voted["output"]["data"][0] == VOTED, voted
+        rated = wire.run(http, app.url, wire.fn_index(http, app.url, "feedback_comment"), [comment, None], session)
     assert rated["success"] and rated["output"]["data"][0] == THANKS
     out = tmp_path / "feedback.jsonl"
     FeedbackStore(app.feedback).export(out)

@@ -11,7 +11,11 @@ import pytest
 # Before gradio is imported anywhere: no telemetry from the app or the client.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
+from types import SimpleNamespace  # noqa: E402
+
+from assistant.structure import Outline  # noqa: E402
 from assistant.types import Answer, Citation, Draft, DraftPoint, InputError, Message  # noqa: E402
+from ingest.types import Chunk  # noqa: E402
 
 TITLE = "釧路・根室連携地域「地域づくり推進ビジョン」"
 DEER = Citation(
@@ -23,8 +27,14 @@ ZERO_CARBON = Citation(
     section=("Ⅱ 施策の展開方向", "３ 「ゼロカーボン北海道」と豊かな自然環境が調和する社会の構築"),
     quote="自然環境・景観との調和、地域との共生に留意しつつ「ゼロカーボン北海道」の実現に向けた取組を推進します。")
 HOSTILE = "<img src=x onerror=alert(1)>"
-SUGGESTIONS = ["１ 農林水産業をはじめとする地域産業の振興", "３ 「ゼロカーボン北海道」と豊かな自然環境が調和する社会の構築"]
+SUGGESTIONS = ["「主な施策の方向１（農林水産業・地域産業）」の施策を全部教えて",
+               "「主な施策の方向３（ゼロカーボン北海道・自然環境）」の施策を全部教えて"]
+CONTACT = "くわしくは、お住まいの市町村の窓口にお問い合わせください。"
+REFUSAL = ("ビジョンには、この質問についての記載がありません。" + CONTACT + "\nビジョンの中で近い内容は、次のとおりです。\n"
+           "・自然環境・景観との調和、地域との共生に留意しつつ「ゼロカーボン北海道」の実現に向けた取組を推進します。 [1]")
 CONFIG = {"assistant": "scripted", "mode": "extractive", "version": 1}
+DRAFT_TEXT = ("お問い合わせありがとうございます。\nビジョンでは、捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています[1]。"
+              "\n\n【出典】\n[1] 釧路・根室連携地域「地域づくり推進ビジョン」 › １ 農林水産業をはじめとする地域産業の振興")
 
 
 class ScriptedAssistant:
@@ -41,6 +51,7 @@ class ScriptedAssistant:
 
     TITLE, DEER, ZERO_CARBON, HOSTILE = TITLE, DEER, ZERO_CARBON, HOSTILE
     SUGGESTIONS, CONFIG, FIXED_TIME = SUGGESTIONS, CONFIG, "2025-01-02T03:04:05+00:00"
+    CONTACT, REFUSAL, DRAFT_TEXT = CONTACT, REFUSAL, DRAFT_TEXT
 
     def __init__(self, *, delay: float = 0.0, max_chars: int = 2000):
         self.delay = delay
@@ -68,10 +79,9 @@ class ScriptedAssistant:
     def answer_for(self, question: str, history: list[Message]) -> Answer:
         previous = [m["content"] for m in history if m["role"] == "user"]
         rewritten = f"{previous[-1]} {question}" if previous else question
-        if "宇宙" in question:
-            return Answer(question=question, rewritten_query=rewritten,
-                          text="ビジョンには、この質問に答える記述が見つかりませんでした。",
-                          citations=[], coverage="none", mode="extractive", suggestions=list(SUGGESTIONS))
+        if "宇宙" in question:  # not covered: where to ask, and the nearest bullet
+            return Answer(question=question, rewritten_query=rewritten, text=REFUSAL, citations=[ZERO_CARBON],
+                          coverage="none", mode="extractive", suggestions=list(SUGGESTIONS))
         if HOSTILE in question:
             cite = Citation(n=1, chunk_id="vision-9999", source="x.txt", title=f"資料{HOSTILE}",
                             section=("Ⅰ <b>地域</b>",), quote=f"記述{HOSTILE}です", page=None)
@@ -80,7 +90,7 @@ class ScriptedAssistant:
         if "鹿" in question or "エゾシカ" in question:
             return Answer(question=question, rewritten_query=rewritten,
                           text="捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています[1]。",
-                          citations=[DEER], coverage="direct", mode="extractive")
+                          citations=[DEER], coverage="direct", mode="extractive", highlights=["エゾシカ"])
         return Answer(question=question, rewritten_query=rewritten,
                       text="「ゼロカーボン北海道」の実現に向けた取組を推進します[1]。",
                       citations=[ZERO_CARBON], coverage="direct", mode="extractive")
@@ -103,13 +113,36 @@ class ScriptedAssistant:
         point = self.answer_for("エゾシカの活用は？", [])
         return Draft(
             inquiry=inquiry,
-            text="お問い合わせありがとうございます。\nビジョンでは、捕獲したエゾシカの有効活用と地域ブランド化を推進するとしています[1]。",
+            text=DRAFT_TEXT,
             points=[DraftPoint(question="エゾシカの活用は？", answer=point)],
             uncovered=["補助金の申請期限", f"記載のない事項{HOSTILE}"],
             citations=[DEER], mode="extractive")
 
     def config(self) -> dict:
         return dict(CONFIG)
+
+    def current(self):
+        """The generation's outline, as the ビジョンを読む tab reads it."""
+        return SimpleNamespace(outline=OUTLINE)
+
+
+def _chunk(id: str, text: str, kind: str, section: tuple[str, ...] = ()) -> Chunk:
+    return Chunk(id=id, text=text, source="kushiro-nemuro-vision.txt", title=TITLE, section=section, start=0,
+                 end=len(text), kind=kind, order=0)
+
+
+_DIRS = "連携地域の主な施策の方向（今後５年程度）"
+_D1 = "１ 農林水産業をはじめとする地域産業の振興"
+_D3 = "３ 「ゼロカーボン北海道」と豊かな自然環境が調和する社会の構築"
+OUTLINE = Outline(
+    generation="g1", title=TITLE, titles={}, slogan=[_chunk("vision-0001", "輝く「釧路・根室連携地域」", "slogan")],
+    statements=[_chunk("vision-0005", ZERO_CARBON.quote, "statement", ("Ⅰ 地域のめざす姿",))],
+    headings=[_chunk("vision-0011", _D1, "heading", (_DIRS,)), _chunk("vision-0024", _D3, "heading", (_DIRS,))],
+    dated=[], title_chunks=[_chunk("vision-0000", TITLE, "title")], all_headings=[],
+    bullets={("kushiro-nemuro-vision.txt", (_DIRS, _D1)): [_chunk("vision-0042", DEER.quote, "bullet", (_DIRS, _D1))],
+             ("kushiro-nemuro-vision.txt", (_DIRS, _D3)): [_chunk("vision-0124", f"釧路湿原の保全{HOSTILE}", "bullet",
+                                                                   (_DIRS, _D3))]},
+    labels={("kushiro-nemuro-vision.txt", _D1): "主な施策の方向１（農林水産業・地域産業）"})
 
 
 # -- network guard ----------------------------------------------------------------------
