@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -62,10 +63,16 @@ class Idf:
         return math.log(1.0 + (self.n + 1) / (self.df.get(term, 0) + 0.5))
 
 
+@lru_cache(maxsize=8192)
+def _search_form(text: str) -> str:
+    """normalize_for_index, remembered: the same few section paths come back on every question."""
+    return normalize_for_index(text)
+
+
 def _in_section(term, hit: Hit) -> bool:
     """The term is in the passage's section path (the direction a bullet belongs to)."""
     section = hit.chunk.section
-    return bool(section) and normalize_for_index(term.text) in normalize_for_index(" ".join(section))
+    return bool(section) and _search_form(term.text) in _search_form(" ".join(section))
 
 
 def passage_features(question: Question, hits: list[Hit], matcher: TermMatcher, idf: Idf) -> np.ndarray:
