@@ -29,18 +29,39 @@ class Token:
     reading: str = ""  # katakana reading (シレトコ)
 
 
-class JapaneseTokenizer:
-    """SudachiPy in split mode A (short units, so 再生可能エネルギー also matches 再生).
+_dictionary = None  # Sudachi's core dictionary, shared by every SudachiTokenizers
+_dictionary_lock = threading.Lock()
 
-    The dictionary loads on first use; each thread gets its own tokenizer, because a
-    Sudachi tokenizer is not safe to share between threads.
-    """
+
+class SudachiTokenizers:
+    """One Sudachi tokenizer per thread in split ``mode`` (a Sudachi tokenizer is not safe to
+    share between threads), from the core dictionary, which loads on first use."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self._local = threading.local()
+
+    def get(self):
+        tok = getattr(self._local, "tok", None)
+        if tok is None:
+            global _dictionary
+            with _dictionary_lock:
+                if _dictionary is None:
+                    from sudachipy import Dictionary
+
+                    _dictionary = Dictionary(dict="core")
+                tok = _dictionary.tokenizer(mode=self.mode)
+            self._local.tok = tok
+        return tok
+
+
+class JapaneseTokenizer:
+    """SudachiPy in split mode A (short units, so 再生可能エネルギー also matches 再生); the
+    dictionary loads on first use (SudachiTokenizers)."""
 
     def __init__(self, mode: str = "A") -> None:
         self.mode = mode
-        self._dictionary = None
-        self._local = threading.local()
-        self._lock = threading.Lock()
+        self._tokenizers = SudachiTokenizers(mode)
         # Per-id POS tuples and per-form kanji lists: building them anew for every
         # morpheme cost more than Sudachi's own analysis when indexing.
         self._pos: dict[int, tuple[str, ...]] = {}
@@ -48,16 +69,7 @@ class JapaneseTokenizer:
 
     @property
     def _tokenizer(self):
-        tok = getattr(self._local, "tok", None)
-        if tok is None:
-            with self._lock:
-                if self._dictionary is None:
-                    from sudachipy import Dictionary
-
-                    self._dictionary = Dictionary(dict="core")
-                tok = self._dictionary.tokenizer(mode=self.mode)
-            self._local.tok = tok
-        return tok
+        return self._tokenizers.get()
 
     def _sudachi(self, text: str):
         """Sudachi's morphemes of the index form of ``text``, with cached POS tuples."""

@@ -9,12 +9,11 @@ give it back exactly.
 from __future__ import annotations
 
 import re
-import threading
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.tokenize import is_kanji
+from ingest.tokenize import SudachiTokenizers, is_kanji
 
 READINGS_FILE = "readings.toml"
 _KANJI_LIKE = set("々〆ヶ")
@@ -84,39 +83,24 @@ def align(surface: str, reading: str) -> list[Piece]:
 
 
 class Furigana:
-    """Text → pieces with readings. Sudachi's dictionary loads on first use; each thread
-    gets its own tokenizer (a Sudachi tokenizer is not safe to share)."""
+    """Text → pieces with readings, from Sudachi's words in split mode C (loaded on first use)."""
 
     def __init__(self, entries: list[Entry] | None = None) -> None:
         self.entries = {e.word: hiragana(e.reading) for e in entries or []}
         words = sorted(self.entries, key=len, reverse=True)
         self._words = re.compile("|".join(map(re.escape, words))) if words else None
-        self._dictionary = None
-        self._local = threading.local()
-        self._lock = threading.Lock()
+        self._tokenizers = SudachiTokenizers("C")
 
     @classmethod
     def from_file(cls, path: str | Path | None) -> "Furigana":
         """With the readings of ``path`` when it exists, else Sudachi's alone."""
         return cls(load_entries(path) if path and Path(path).is_file() else [])
 
-    def _tokenizer(self):
-        tok = getattr(self._local, "tok", None)
-        if tok is None:
-            with self._lock:
-                if self._dictionary is None:
-                    from sudachipy import Dictionary
-
-                    self._dictionary = Dictionary(dict="core")
-                tok = self._dictionary.tokenizer(mode="C")
-            self._local.tok = tok
-        return tok
-
     def sudachi(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, hiragana reading) of each of Sudachi's words."""
         if not text:
             return []
-        return [(m.begin(), m.end(), hiragana(m.reading_form())) for m in self._tokenizer().tokenize(text)]
+        return [(m.begin(), m.end(), hiragana(m.reading_form())) for m in self._tokenizers.get().tokenize(text)]
 
     def pieces(self, text: str) -> list[Piece]:
         words = self.sudachi(text) if _has_kanji(text) else [(0, len(text), "")]
