@@ -121,3 +121,27 @@ def ask_app(url: str, question: str = DEER_Q) -> dict:
 
     client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
     return json.loads(client.predict(question, "[]", api_name="/ask"))
+
+
+@contextlib.contextmanager
+def serving_copy(root: Path, vision_index, make_settings, port: int, residents: int):
+    """The app in this process over a copy of the real corpus and index under ``root``, for
+    ``residents`` clients on one loopback address (the per-client limits would otherwise
+    turn them away); yields (settings, url)."""
+    from assistant.build import build_assistant
+    from ui import FeedbackStore, create_app, launch
+    from ui.gate import WebLimits
+
+    corpus = Path(__file__).resolve().parents[2] / "corpus"
+    shutil.copytree(corpus, root / "corpus", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    shutil.copytree(vision_index.data_dir, root / "data")
+    settings = make_settings(corpus_dir=root / "corpus", data_dir=root / "data")
+    assistant = build_assistant(settings)
+    assistant.warm_up()
+    demo = create_app(assistant, feedback=FeedbackStore(root / "fb.sqlite3"), rate_limit_per_min=100_000,
+                      web=WebLimits(client_max_answering=residents, client_max_pending=residents))
+    url = launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True)
+    try:
+        yield settings, url
+    finally:
+        demo.close()

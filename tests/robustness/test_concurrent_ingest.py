@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -15,17 +14,15 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from assistant.build import build_assistant, build_indexer
+from assistant.build import build_indexer
 from ingest.store import current_generation
 from tests.robustness import inputs
 from tests.robustness.checks import LEDGER, Sources, check_answer, kind_of
-from ui import FeedbackStore, create_app, launch
-from ui.gate import WebLimits
+from tests.robustness.site import serving_copy
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:Warning"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated:Warning")]
-CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 ZERO_CARBON = "ゼロカーボンに関する施策を全部教えて"
 UPDATE = "【更新情報】厚岸町のカキまつり\n\n厚岸町のカキまつりは、毎年１０月に厚岸町の子野日公園で開かれます。\n"
 UPDATE_QUOTE = "厚岸町のカキまつりは、毎年１０月に厚岸町の子野日公園で開かれます。"
@@ -35,20 +32,8 @@ UPDATE_QUOTE = "厚岸町のカキまつりは、毎年１０月に厚岸町の�
 def live(tmp_path_factory, vision_index, make_settings, free_port, offline_client_env):
     """The app serving a copy of the real index, which the test then changes under it."""
     root = tmp_path_factory.mktemp("live")
-    shutil.copytree(CORPUS, root / "corpus", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
-    shutil.copytree(vision_index.data_dir, root / "data")
-    settings = make_settings(corpus_dir=root / "corpus", data_dir=root / "data")
-    assistant = build_assistant(settings)
-    assistant.warm_up()
-    # ten residents at once, all from 127.0.0.1 in this test
-    demo = create_app(assistant, feedback=FeedbackStore(root / "fb.sqlite3"), rate_limit_per_min=10_000,
-                      web=WebLimits(client_max_answering=10, client_max_pending=10))
-    url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
-    try:
+    with serving_copy(root, vision_index, make_settings, free_port(), residents=10) as (settings, url):
         yield settings, url, root
-    finally:
-        demo.close()
-
 
 def ask(url: str, question: str) -> dict:
     client = Client(url, verbose=False, analytics_enabled=False, download_files=False)

