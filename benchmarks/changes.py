@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks import synth
+from benchmarks.processes import stop
 
 CASES = ("edit_bullet", "add_document")
 ADDED = "added-document.txt"
@@ -88,11 +89,6 @@ def chroma_server(given: str = ""):
                 time.sleep(0.25)
         yield "127.0.0.1", port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc)
         log.close()
         shutil.rmtree(root, ignore_errors=True)

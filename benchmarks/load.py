@@ -35,6 +35,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchmarks.processes import stop
+
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "evals" / "datasets" / "dev.jsonl"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -90,13 +92,7 @@ class Server:
             time.sleep(0.5)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
         self.log.close()
 
 

