@@ -1,15 +1,17 @@
 """The handlers behind create_app's events, called directly (no server)."""
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
+from types import SimpleNamespace
 
 import docx
 import gradio as gr
 import pytest
 
-from ui import create_app
+from ui import create_app, plan
 from ui.handlers import LOGIN_FIRST, N_SUGGESTIONS, STAFF_DISABLED, WRONG_PASSWORD, empty_state
 
 RATE_MSG = "短時間に多くのリクエストがありました（1分あたり3回まで）。1分ほど待ってからもう一度お試しください。"
@@ -114,6 +116,19 @@ def test_example_buttons_ask_and_new_conversation_clears(app, scripted):
     chat, sources, box, state, live, comment_box, row, *buttons = app["new_conversation"]()
     assert (chat, box, state, live) == ([], "", empty_state(), "新しい会話を始めました。")
     assert sources.startswith('<div class="vqa-sources"><p class="vqa-empty">質問すると')
+
+
+def test_the_plan_page_is_rendered_once_per_generation(app, scripted, monkeypatch):
+    h = app["plan_ask"].__self__
+    rendered = []
+    real = plan.plan_html
+    monkeypatch.setattr(plan, "plan_html", lambda outline, furigana: rendered.append(outline) or real(outline, furigana))
+    outline = scripted.current().outline
+    first = h.plan_page()
+    assert h.plan_page() == first and len(rendered) == 1  # another page load, the same generation
+    later = copy.copy(outline)  # an ingest switched generations: a new outline
+    monkeypatch.setattr(scripted, "current", lambda: SimpleNamespace(outline=later))
+    assert h.plan_page() == first and len(rendered) == 2 and rendered[0] is outline and rendered[1] is later
 
 
 def test_plan_tab_from_the_outline_and_asking_about_a_bullet(app, scripted):
